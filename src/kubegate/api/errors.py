@@ -29,6 +29,8 @@ class StatusError(Exception):
     message: str
     details: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    list_continue: str = ""   # a 410 for an expired continue token carries a fresh token
+
 
     def __str__(self) -> str:
         return self.message
@@ -37,7 +39,7 @@ class StatusError(Exception):
         s: dict[str, Any] = {
             "kind": "Status",
             "apiVersion": "v1",
-            "metadata": {},
+            "metadata": {"continue": self.list_continue} if self.list_continue else {},
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
@@ -58,7 +60,8 @@ def _details(name: str, group: str, kind: str, causes: list[Cause] | None = None
         d["name"] = name
     if group:
         d["group"] = group
-    d["kind"] = kind
+    if kind:
+        d["kind"] = kind
     if causes:
         d["causes"] = [c.to_dict() for c in causes]
     return d

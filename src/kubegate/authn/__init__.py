@@ -1,0 +1,33 @@
+"""Authentication: the authenticator protocol and its request/result types.
+
+Each authenticator answers one `AuthRequest`: a result (these credentials are valid), None (no
+credentials of its kind) or `AuthenticationError` (credentials present but invalid -> 401).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from kubegate.authn.user import UserInfo
+
+
+@dataclass(frozen=True)
+class AuthRequest:
+    headers: Mapping[str, str]
+    peer_certs: list[bytes] = field(default_factory=list)  # DER, leaf first, as the TLS peer sent them
+    path: str = "/"
+
+
+@dataclass(frozen=True)
+class AuthResult:
+    user: UserInfo
+    audiences: tuple[str, ...] = ()
+
+
+class AuthenticationError(Exception):
+    """Credentials were presented and rejected; the request gets 401, never anonymous."""
+
+
+class Authenticator(Protocol):
+    def authenticate(self, req: AuthRequest) -> AuthResult | None: ...

@@ -1,0 +1,1 @@
+"""Authorization: request attributes -> allow / deny / no opinion (pure decision cores)."""

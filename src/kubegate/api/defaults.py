@@ -1,0 +1,322 @@
+"""Upstream's defaulting (SetDefaults_* plus the create-time strategy fields), applied in place.
+
+Returned objects must look like upstream's, so this also materialises what Go's encoder always emits
+(non-omitempty structs such as `status: {}` and container `resources: {}`).
+"""
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any
+
+from kubegate.api.resources import Resource
+
+Defaulter = Callable[[dict[str, Any]], None]
+
+_DEFAULT_MODE = 420  # 0644, the default file mode of secret/configMap/downwardAPI/projected volumes
+_QOS_RESOURCES = ("cpu", "memory")
+
+
+def _dict(obj: dict[str, Any], key: str) -> dict[str, Any]:
+    v = obj.get(key)
+    if not isinstance(v, dict):
+        v = {}
+        obj[key] = v
+    return v
+
+
+def _items(v: Any) -> list[dict[str, Any]]:
+    return [x for x in v if isinstance(x, dict)] if isinstance(v, list) else []
+
+
+# --- pods ----------------------------------------------------------------------------------------
+
+def _pull_policy(image: str) -> str:
+    """Always for `:latest` or an untagged image, else IfNotPresent (digests count as tags)."""
+    if "@" in image:
+        return "IfNotPresent"
+    last = image.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return "Always"
+    return "Always" if last.rsplit(":", 1)[1] == "latest" else "IfNotPresent"
+
+
+def _probe(probe: Any) -> None:
+    if not isinstance(probe, dict):
+        return
+    probe.setdefault("timeoutSeconds", 1)
+    probe.setdefault("periodSeconds", 10)
+    probe.setdefault("successThreshold", 1)
+    probe.setdefault("failureThreshold", 3)
+    http = probe.get("httpGet")
+    if isinstance(http, dict):
+        http.setdefault("path", "/")
+        http.setdefault("scheme", "HTTP")
+    grpc = probe.get("grpc")
+    if isinstance(grpc, dict):
+        grpc.setdefault("service", "")
+
+
+def _field_ref(ref: Any) -> None:
+    if isinstance(ref, dict):
+        ref.setdefault("apiVersion", "v1")
+
+
+def _container(c: dict[str, Any], host_network: bool) -> None:
+    c.setdefault("resources", {})
+    res = c["resources"]
+    if isinstance(res, dict) and isinstance(res.get("limits"), dict) and res["limits"]:
+        # requests default to limits for every resource that has only a limit
+        req = _dict(res, "requests")
+        for k, v in res["limits"].items():
+            req.setdefault(k, v)
+    c.setdefault("terminationMessagePath", "/dev/termination-log")
+    c.setdefault("terminationMessagePolicy", "File")
+    if not c.get("imagePullPolicy"):
+        c["imagePullPolicy"] = _pull_policy(str(c.get("image") or ""))
+    for p in _items(c.get("ports")):
+        p.setdefault("protocol", "TCP")
+        if host_network and "hostPort" not in p and "containerPort" in p:
+            p["hostPort"] = p["containerPort"]
+    for e in _items(c.get("env")):
+        vf = e.get("valueFrom")
+        if isinstance(vf, dict):
+            _field_ref(vf.get("fieldRef"))
+    for key in ("livenessProbe", "readinessProbe", "startupProbe"):
+        _probe(c.get(key))
+
+
+def _volume(v: dict[str, Any]) -> None:
+    for key in ("secret", "configMap", "downwardAPI", "projected"):
+        src = v.get(key)
+        if isinstance(src, dict):
+            src.setdefault("defaultMode", _DEFAULT_MODE)
+    dapi = v.get("downwardAPI")
+    if isinstance(dapi, dict):
+        for item in _items(dapi.get("items")):
+            _field_ref(item.get("fieldRef"))
+    proj = v.get("projected")
+    if isinstance(proj, dict):
+        for src in _items(proj.get("sources")):
+            tok = src.get("serviceAccountToken")
+            if isinstance(tok, dict):
+                tok.setdefault("expirationSeconds", 3600)
+            dsrc = src.get("downwardAPI")
+            if isinstance(dsrc, dict):
+                for item in _items(dsrc.get("items")):
+                    _field_ref(item.get("fieldRef"))
+    hp = v.get("hostPath")
+    if isinstance(hp, dict):
+        hp.setdefault("type", "")
+    iscsi = v.get("iscsi")
+    if isinstance(iscsi, dict):
+        iscsi.setdefault("iscsiInterface", "default")
+
+
+def pod_spec(spec: dict[str, Any]) -> None:
+    """SetDefaults_PodSpec and the container/volume defaults under it (also used for pod templates)."""
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("securityContext", {})
+    spec.setdefault("schedulerName", "default-scheduler")
+    host_network = spec.get("hostNetwork") is True
+    for key in ("initContainers", "containers"):
+        for c in _items(spec.get(key)):
+            _container(c, host_network)
+    for v in _items(spec.get("volumes")):
+        _volume(v)
+
+
+def _pod_template(spec: dict[str, Any]) -> None:
+    template = _dict(spec, "template")
+    pod_spec(_dict(template, "spec"))
+
+
+def qos_class(spec: dict[str, Any]) -> str:
+    """GetPodQOS over cpu and memory of all regular and init containers."""
+    requests: dict[str, bool] = {}
+    limits: dict[str, bool] = {}
+    guaranteed = True
+    containers = _items(spec.get("containers")) + _items(spec.get("initContainers"))
+    for c in containers:
+        res = c.get("resources") if isinstance(c.get("resources"), dict) else {}
+        req = res.get("requests") if isinstance(res.get("requests"), dict) else {}
+        lim = res.get("limits") if isinstance(res.get("limits"), dict) else {}
+        for name in _QOS_RESOURCES:
+            if name in req and str(req[name]) not in ("0", ""):
+                requests[name] = True
+            if name in lim and str(lim[name]) not in ("0", ""):
+                limits[name] = True
+        if not all(name in lim for name in _QOS_RESOURCES):
+            guaranteed = False
+        elif any(str(req.get(name, lim[name])) != str(lim[name]) for name in _QOS_RESOURCES):
+            guaranteed = False
+    if not requests and not limits:
+        return "BestEffort"
+    if guaranteed and all(limits.get(n) for n in _QOS_RESOURCES):
+        return "Guaranteed"
+    return "Burstable"
+
+
+def _pod(obj: dict[str, Any]) -> None:
+    spec = _dict(obj, "spec")
+    pod_spec(spec)
+    spec.setdefault("enableServiceLinks", True)
+    # set at create by the Priority admission plugin when no priorityClassName is given
+    spec.setdefault("priority", 0)
+    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+    status = _dict(obj, "status")
+    status.setdefault("phase", "Pending")
+    status.setdefault("qosClass", qos_class(spec))
+
+
+# --- other kinds ---------------------------------------------------------------------------------
+
+def _deployment(obj: dict[str, Any]) -> None:
+    spec = _dict(obj, "spec")
+    spec.setdefault("replicas", 1)
+    _pod_template(spec)
+    strategy = _dict(spec, "strategy")
+    strategy.setdefault("type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        ru = _dict(strategy, "rollingUpdate")
+        ru.setdefault("maxUnavailable", "25%")
+        ru.setdefault("maxSurge", "25%")
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("progressDeadlineSeconds", 600)
+    obj.setdefault("status", {})
+
+
+def _replicaset(obj: dict[str, Any]) -> None:
+    spec = _dict(obj, "spec")
+    spec.setdefault("replicas", 1)
+    _pod_template(spec)
+    # ReplicaSetStatus.replicas is not omitempty
+    _dict(obj, "status").setdefault("replicas", 0)
+
+
+def _secret(obj: dict[str, Any]) -> None:
+    # stringData is write-only: conversion folds it into data, overriding keys present in both
+    string_data = obj.pop("stringData", None)
+    if isinstance(string_data, dict) and string_data:
+        data = _dict(obj, "data")
+        for k, v in string_data.items():
+            data[k] = base64.b64encode(str(v).encode()).decode()
+    if not obj.get("type"):
+        obj["type"] = "Opaque"
+
+
+def _namespace(obj: dict[str, Any]) -> None:
+    meta = _dict(obj, "metadata")
+    name = meta.get("name")
+    if name:
+        # the name label is forced on every write, even if a client set it to something else
+        _dict(meta, "labels")["kubernetes.io/metadata.name"] = name
+    spec = _dict(obj, "spec")
+    if not spec.get("finalizers"):
+        spec["finalizers"] = ["kubernetes"]
+    status = _dict(obj, "status")
+    status.setdefault("phase", "Active")
+
+
+def _binding(obj: dict[str, Any]) -> None:
+    ref = _dict(obj, "roleRef")
+    if not ref.get("apiGroup"):
+        ref["apiGroup"] = "rbac.authorization.k8s.io"
+    for sub in _items(obj.get("subjects")):
+        if not sub.get("apiGroup") and sub.get("kind") in ("User", "Group"):
+            sub["apiGroup"] = "rbac.authorization.k8s.io"
+
+
+def _networkpolicy(obj: dict[str, Any]) -> None:
+    spec = _dict(obj, "spec")
+    spec.setdefault("podSelector", {})
+    for direction in ("ingress", "egress"):
+        for rule in _items(spec.get(direction)):
+            for port in _items(rule.get("ports")):
+                port.setdefault("protocol", "TCP")
+    if not spec.get("policyTypes"):
+        types = ["Ingress"]
+        if _items(spec.get("egress")):
+            types.append("Egress")
+        spec["policyTypes"] = types
+
+
+def _pvc(obj: dict[str, Any]) -> None:
+    spec = _dict(obj, "spec")
+    spec.setdefault("volumeMode", "Filesystem")
+    spec.setdefault("resources", {})
+    _dict(obj, "status").setdefault("phase", "Pending")
+
+
+def _storageclass(obj: dict[str, Any]) -> None:
+    obj.setdefault("reclaimPolicy", "Delete")
+    obj.setdefault("volumeBindingMode", "Immediate")
+
+
+def _limitrange(obj: dict[str, Any]) -> None:
+    for item in _items(_dict(obj, "spec").get("limits")):
+        if item.get("type") != "Container":
+            continue
+        default = _dict(item, "default")
+        request = _dict(item, "defaultRequest")
+        # a missing default limit falls back to max; a missing default request to the limit, then min
+        for k, v in (item.get("max") or {}).items():
+            default.setdefault(k, v)
+        for k, v in default.items():
+            request.setdefault(k, v)
+        for k, v in (item.get("min") or {}).items():
+            request.setdefault(k, v)
+        if not default:
+            item.pop("default")
+        if not request:
+            item.pop("defaultRequest")
+
+
+def _event(obj: dict[str, Any]) -> None:
+    # core/v1 Event fields that Go always serialises
+    obj.setdefault("involvedObject", {})
+    obj.setdefault("source", {})
+    for key in ("firstTimestamp", "lastTimestamp", "eventTime"):
+        obj.setdefault(key, None)
+    obj.setdefault("reportingComponent", "")
+    obj.setdefault("reportingInstance", "")
+
+
+def _node(obj: dict[str, Any]) -> None:
+    obj.setdefault("spec", {})
+    status = _dict(obj, "status")
+    capacity = status.get("capacity")
+    if isinstance(capacity, dict) and capacity and not status.get("allocatable"):
+        status["allocatable"] = dict(capacity)
+
+
+def _status_struct(obj: dict[str, Any]) -> None:
+    obj.setdefault("status", {})
+
+
+_DEFAULTERS: dict[tuple[str, str], Defaulter] = {
+    ("", "Pod"): _pod,
+    ("", "Secret"): _secret,
+    ("", "Namespace"): _namespace,
+    ("", "PersistentVolumeClaim"): _pvc,
+    ("", "LimitRange"): _limitrange,
+    ("", "ResourceQuota"): _status_struct,
+    ("", "Event"): _event,
+    ("", "Node"): _node,
+    ("apps", "Deployment"): _deployment,
+    ("apps", "ReplicaSet"): _replicaset,
+    ("rbac.authorization.k8s.io", "RoleBinding"): _binding,
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"): _binding,
+    ("networking.k8s.io", "NetworkPolicy"): _networkpolicy,
+    ("storage.k8s.io", "StorageClass"): _storageclass,
+    ("certificates.k8s.io", "CertificateSigningRequest"): _status_struct,
+}
+
+
+def apply_defaults(resource: Resource, obj: dict[str, Any]) -> None:
+    """Default `obj` (wire JSON form) in place. Kinds without upstream defaults are left alone."""
+    fn = _DEFAULTERS.get((resource.group, resource.kind))
+    if fn is not None:
+        fn(obj)

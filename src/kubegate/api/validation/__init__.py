@@ -1,0 +1,72 @@
+"""Validation of every served kind, as upstream's registry strategies run it.
+
+`validate` is the strategy's Validate (create, `old is None`) or ValidateUpdate; `validate_status` is the
+status subresource's ValidateUpdate. Both return causes; the caller raises
+`errors.invalid(resource.kind, name, causes, resource.group)` when the list is not empty.
+Objects are validated after defaulting, as upstream does.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kubegate.api.errors import Cause
+from kubegate.api.resources import Resource
+
+from . import apps, certificates, coordination, core, networking, rbac, storage
+from .common import d
+from .meta import validate_object_meta_update
+
+Validator = Callable[[dict[str, Any], dict[str, Any] | None], list[Cause]]
+StatusValidator = Callable[[dict[str, Any], dict[str, Any]], list[Cause]]
+
+_VALIDATORS: dict[tuple[str, str], Validator] = {
+    ("", "Namespace"): core.namespace,
+    ("", "ConfigMap"): core.configmap,
+    ("", "Secret"): core.secret,
+    ("", "ServiceAccount"): core.serviceaccount,
+    ("", "Pod"): core.pod,
+    ("", "Node"): core.node,
+    ("", "Event"): core.event,
+    ("", "LimitRange"): core.limitrange,
+    ("", "ResourceQuota"): core.resourcequota,
+    ("", "PersistentVolumeClaim"): core.persistentvolumeclaim,
+    ("apps", "Deployment"): apps.deployment,
+    ("apps", "ReplicaSet"): apps.replicaset,
+    ("rbac.authorization.k8s.io", "Role"): rbac.role,
+    ("rbac.authorization.k8s.io", "ClusterRole"): rbac.clusterrole,
+    ("rbac.authorization.k8s.io", "RoleBinding"): rbac.rolebinding,
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"): rbac.clusterrolebinding,
+    ("certificates.k8s.io", "CertificateSigningRequest"): certificates.csr,
+    ("networking.k8s.io", "NetworkPolicy"): networking.networkpolicy,
+    ("coordination.k8s.io", "Lease"): coordination.lease,
+    ("events.k8s.io", "Event"): core.events_v1,
+    ("storage.k8s.io", "StorageClass"): storage.storageclass,
+}
+
+_STATUS_VALIDATORS: dict[tuple[str, str], StatusValidator] = {
+    ("", "Pod"): core.pod_status,
+    ("", "ResourceQuota"): core.resourcequota_status,
+    ("apps", "Deployment"): apps.workload_status,
+    ("apps", "ReplicaSet"): apps.workload_status,
+    ("certificates.k8s.io", "CertificateSigningRequest"): certificates.csr_status,
+}
+
+
+def validate(resource: Resource, obj: dict[str, Any], old: dict[str, Any] | None = None) -> list[Cause]:
+    """Create (old is None) or update validation for the main resource. Unknown kinds pass."""
+    fn = _VALIDATORS.get((resource.group, resource.kind))
+    if fn is None:
+        return []
+    return fn(obj, old)
+
+
+def validate_status(resource: Resource, obj: dict[str, Any], old: dict[str, Any]) -> list[Cause]:
+    """Validation for an update through the status (or CSR approval) subresource."""
+    fn = _STATUS_VALIDATORS.get((resource.group, resource.kind))
+    if fn is None:
+        return validate_object_meta_update(d(obj.get("metadata")), d(old.get("metadata")))
+    return fn(obj, old)
+
+
+__all__ = ["validate", "validate_status"]

@@ -1,0 +1,46 @@
+"""Small helpers shared by the kind validators: tolerant accessors and extra field-error shapes."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kubegate.api.errors import Cause, _quote, field_invalid
+
+
+def d(v: Any) -> dict[str, Any]:
+    """A mapping field, or {} when absent or of the wrong shape (decoding already rejected bad types)."""
+    return v if isinstance(v, dict) else {}
+
+
+def lst(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else []
+
+
+def s(v: Any) -> str:
+    return v if isinstance(v, str) else ""
+
+
+def field_not_found(path: str, value: Any) -> Cause:
+    return Cause("FieldValueNotFound", f"Not found: {_quote(value)}", path)
+
+
+def nonnegative(path: str, value: Any) -> list[Cause]:
+    """ValidateNonnegativeField."""
+    if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+        return [field_invalid(path, value, "must be greater than or equal to 0")]
+    return []
+
+
+def go_list(values: list[Any]) -> str:
+    """How Go's %v renders a []string in messages: [a b c]."""
+    return "[" + " ".join(str(v) for v in values) + "]"
+
+
+class GoJSON:
+    """A composite value rendered as upstream renders non-scalar field values: compact JSON, sorted keys."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __str__(self) -> str:
+        return json.dumps(self.value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)

@@ -1,0 +1,745 @@
+"""Core (v1) kind validators, after pkg/apis/core/validation/validation.go."""
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import difflib
+import ipaddress
+import json
+from typing import Any
+
+from kubegate.api.errors import (
+    Cause, field_duplicate, field_forbidden, field_invalid, field_not_supported, field_required,
+    field_too_long,
+)
+
+from . import names, quantity
+from .common import d, field_not_found, lst, nonnegative, s
+from .gojson import unmarshal_object_error
+from .meta import (
+    immutable, validate_annotations, validate_labels, validate_object_meta, validate_object_meta_update,
+)
+
+MAX_SECRET_SIZE = 1024 * 1024
+IMMUTABLE_SET = "field is immutable when `immutable` is set"
+STANDARD_FINALIZERS = frozenset({"kubernetes", "orphan", "foregroundDeletion"})
+
+_RESTART_POLICIES = ["Always", "OnFailure", "Never"]
+_DNS_POLICIES = ["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"]
+_PULL_POLICIES = ["Always", "IfNotPresent", "Never"]
+_PROTOCOLS = ["SCTP", "TCP", "UDP"]
+_TERMINATION_MESSAGE_POLICIES = ["File", "FallbackToLogsOnError"]
+_ACCESS_MODES = ["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"]
+_VOLUME_MODES = ["Block", "Filesystem"]
+_TAINT_EFFECTS = ["NoExecute", "NoSchedule", "PreferNoSchedule"]
+_TOLERATION_OPERATORS = ["Equal", "Exists"]
+_VOLUME_SOURCES = (
+    "hostPath", "emptyDir", "gcePersistentDisk", "awsElasticBlockStore", "gitRepo", "secret", "nfs", "iscsi",
+    "glusterfs", "persistentVolumeClaim", "rbd", "flexVolume", "cinder", "cephfs", "flocker", "downwardAPI",
+    "fc", "azureFile", "configMap", "vsphereVolume", "quobyte", "azureDisk", "photonPersistentDisk",
+    "projected", "portworxVolume", "scaleIO", "storageos", "csi", "ephemeral", "image",
+)
+_POD_UPDATE_FORBIDDEN = (
+    "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,"
+    "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),"
+    "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"
+)
+_MAX_INT32 = 2**31 - 1
+_MAX_UID = 0xFFFFFFFF
+
+
+# --- Namespace ---------------------------------------------------------------------------------
+
+def _finalizer_name(path: str, name: str) -> list[Cause]:
+    causes = [field_invalid(path, name, m) for m in names.is_qualified_name(name)]
+    if not causes and "/" not in name and name not in STANDARD_FINALIZERS:
+        causes.append(field_invalid(path, name, "name is neither a standard finalizer name nor is it fully qualified"))
+    return causes
+
+
+def namespace(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
+    m = d(obj.get("metadata"))
+    if old is None:
+        causes = validate_object_meta(m, False, names.name_is_dns_label)
+    else:
+        causes = validate_object_meta_update(m, d(old.get("metadata")))
+    for f in lst(d(obj.get("spec")).get("finalizers")):
+        causes += _finalizer_name("spec.finalizers", s(f))
+    return causes
+
+
+# --- ConfigMap -----------------------------------------------------------------------------------
+
+def _map_keys(path: str, keys: list[str]) -> list[Cause]:
+    causes: list[Cause] = []
+    for k in keys:
+        causes += [field_invalid(f"{path}[{k}]", k, m) for m in names.is_config_map_key(k)]
+    return causes
+
+
+def configmap(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
+    m = d(obj.get("metadata"))
+    causes: list[Cause] = []
+    if old is None:
+        causes += validate_object_meta(m, True, names.name_is_dns_subdomain)
+    else:
+        causes += validate_object_meta_update(m, d(old.get("metadata")))
+        if old.get("immutable") is True:
+            if obj.get("immutable") is not True:
+                causes.append(field_forbidden("immutable", IMMUTABLE_SET))
+            if d(obj.get("data")) != d(old.get("data")):
+                causes.append(field_forbidden("data", IMMUTABLE_SET))
+            if d(obj.get("binaryData")) != d(old.get("binaryData")):
+                causes.append(field_forbidden("binaryData", IMMUTABLE_SET))
+    data, binary = d(obj.get("data")), d(obj.get("binaryData"))
+    total = 0
+    for k in sorted(data):
+        total += len(s(data[k]).encode())
+        causes += _map_keys("data", [k])
+        if k in binary:
+            causes.append(field_invalid(f"data[{k}]", k, "duplicate of key present in binaryData"))
+    for k in sorted(binary):
+        total += len(_b64(binary[k]))
+        causes += _map_keys("binaryData", [k])
+        if k in data:
+            causes.append(field_invalid(f"binaryData[{k}]", k, "duplicate of key present in data"))
+    if total > MAX_SECRET_SIZE:
+        # upstream reports the aggregate size against the root path, which renders as "[]"
+        causes.append(field_too_long("[]", MAX_SECRET_SIZE))
+    return causes
+
+
+# --- Secret --------------------------------------------------------------------------------------
+
+def _b64(v: Any) -> bytes:
+    try:
+        return base64.b64decode(s(v), validate=True)
+    except (binascii.Error, ValueError):
+        # decoding already rejected malformed base64 with a 400; count it raw
+        return s(v).encode()
+
+
+def secret_data(obj: dict[str, Any]) -> dict[str, bytes]:
+    """The secret's bytes as upstream's internal object holds them: data overlaid with stringData."""
+    out = {k: _b64(v) for k, v in d(obj.get("data")).items()}
+    for k, v in d(obj.get("stringData")).items():
+        out[k] = s(v).encode()
+    return out
+
+
+def _secret_type_checks(obj: dict[str, Any], data: dict[str, bytes]) -> list[Cause]:
+    stype = s(obj.get("type"))
+    causes: list[Cause] = []
+    if stype == "kubernetes.io/service-account-token":
+        # only the SA name is required; the token controller fills in the rest later
+        if not s(d(d(obj.get("metadata")).get("annotations")).get("kubernetes.io/service-account.name")):
+            causes.append(field_required("metadata.annotations[kubernetes.io/service-account.name]"))
+    elif stype in ("kubernetes.io/dockercfg", "kubernetes.io/dockerconfigjson"):
+        key = ".dockercfg" if stype == "kubernetes.io/dockercfg" else ".dockerconfigjson"
+        if key not in data:
+            causes.append(field_required(f"data[{key}]"))
+        else:
+            err = unmarshal_object_error(data[key])
+            if err:
+                causes.append(field_invalid(f"data[{key}]", "<secret contents redacted>", err))
+    elif stype == "kubernetes.io/basic-auth":
+        # either key may be empty, but at least one must be present
+        if "username" not in data and "password" not in data:
+            causes += [field_required("data[username]"), field_required("data[password]")]
+    elif stype == "kubernetes.io/ssh-auth":
+        if not data.get("ssh-privatekey"):
+            causes.append(field_required("data[ssh-privatekey]"))
+    elif stype == "kubernetes.io/tls":
+        for key in ("tls.crt", "tls.key"):
+            if key not in data:
+                causes.append(field_required(f"data[{key}]"))
+    return causes
+
+
+def secret(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
+    m = d(obj.get("metadata"))
+    causes: list[Cause] = []
+    data = secret_data(obj)
+    if old is None:
+        causes += validate_object_meta(m, True, names.name_is_dns_subdomain)
+    else:
+        causes += validate_object_meta_update(m, d(old.get("metadata")))
+        causes += immutable("type", s(obj.get("type")), s(old.get("type")))
+        if old.get("immutable") is True:
+            if obj.get("immutable") is not True:
+                causes.append(field_forbidden("immutable", IMMUTABLE_SET))
+            if data != secret_data(old):
+                causes.append(field_forbidden("data", IMMUTABLE_SET))
+    total = 0
+    for k in sorted(data):
+        causes += _map_keys("data", [k])
+        total += len(data[k])
+    if total > MAX_SECRET_SIZE:
+        causes.append(field_too_long("data", MAX_SECRET_SIZE))
+    return causes + _secret_type_checks(obj, data)
+
+
+# --- ServiceAccount ------------------------------------------------------------------------------
+
+def serviceaccount(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
+    m = d(obj.get("metadata"))
+    if old is None:
+        return validate_object_meta(m, True, names.name_is_dns_subdomain)
+    return validate_object_meta_update(m, d(old.get("metadata")))
+
+
+# --- Resources and quantities ------------------------------------------------------------------
+
+_STANDARD_CONTAINER_RESOURCES = {"cpu", "memory", "ephemeral-storage"}
+
+
+def _quantity(path: str, value: Any, *, positive: bool = False) -> list[Cause]:
+    q = quantity.parse(value)
+    if q is None:
+        return [field_invalid(path, quantity.render(value), quantity.QUANTITY_ERROR)]
+    if q < 0:
+        return [field_invalid(path, quantity.render(value), "must be greater than or equal to 0")]
+    if positive and q == 0:
+        return [field_invalid(path, quantity.render(value), "must be greater than zero")]
+    return []
+
+
+def _resource_name(path: str, name: str) -> list[Cause]:
+    causes = [field_invalid(path, name, m) for m in names.is_qualified_name(name)]
+    if not causes and "/" not in name and name not in _STANDARD_CONTAINER_RESOURCES \
+            and not name.startswith("hugepages-") and not name.startswith("requests.") \
+            and not name.startswith("limits."):
+        causes.append(field_invalid(path, name, "must be a standard resource for containers"))
+    return causes
+
+
+def resource_requirements(path: str, res: dict[str, Any]) -> list[Cause]:
+    causes: list[Cause] = []
+    limits, requests = d(res.get("limits")), d(res.get("requests"))
+    for kind, values in (("limits", limits), ("requests", requests)):
+        for name in sorted(values):
+            p = f"{path}.{kind}[{name}]"
+            causes += _resource_name(p, name)
+            causes += _quantity(p, values[name])
+    for name in sorted(requests):
+        if name in limits:
+            rq, lq = quantity.parse(requests[name]), quantity.parse(limits[name])
+            if rq is not None and lq is not None and rq > lq:
+                causes.append(field_invalid(
+                    f"{path}.requests[{name}]", quantity.render(requests[name]),
+                    f"must be less than or equal to {name} limit of {quantity.render(limits[name])}"))
+    return causes
+
+
+# --- Pod -----------------------------------------------------------------------------------------
+
+def _ports(path: str, ports: list[Any]) -> list[Cause]:
+    causes: list[Cause] = []
+    seen: set[str] = set()
+    for i, p in enumerate(ports):
+        p = d(p)
+        ip = f"{path}[{i}]"
+        name = s(p.get("name"))
+        if name:
+            causes += [field_invalid(f"{ip}.name", name, m) for m in names.is_valid_port_name(name)]
+            if name in seen:
+                causes.append(field_duplicate(f"{ip}.name", name))
+            seen.add(name)
+        cp = p.get("containerPort")
+        if not cp:
+            causes.append(field_required(f"{ip}.containerPort"))
+        elif isinstance(cp, int):
+            causes += [field_invalid(f"{ip}.containerPort", cp, m) for m in names.is_valid_port_num(cp)]
+        hp = p.get("hostPort")
+        if isinstance(hp, int) and hp != 0:
+            causes += [field_invalid(f"{ip}.hostPort", hp, m) for m in names.is_valid_port_num(hp)]
+        proto = s(p.get("protocol"))
+        if not proto:
+            causes.append(field_required(f"{ip}.protocol"))
+        elif proto not in _PROTOCOLS:
+            causes.append(field_not_supported(f"{ip}.protocol", proto, _PROTOCOLS))
+    return causes
+
+
+def _env(path: str, env: list[Any]) -> list[Cause]:
+    causes: list[Cause] = []
+    for i, e in enumerate(env):
+        e = d(e)
+        ip = f"{path}[{i}]"
+        name = s(e.get("name"))
+        if not name:
+            causes.append(field_required(f"{ip}.name"))
+        else:
+            causes += [field_invalid(f"{ip}.name", name, m) for m in names.is_relaxed_env_var_name(name)]
+        vf = d(e.get("valueFrom"))
+        if "valueFrom" in e:
+            sources = [k for k in ("fieldRef", "resourceFieldRef", "configMapKeyRef", "secretKeyRef",
+                                   "fileKeyRef") if vf.get(k) is not None]
+            if len(sources) > 1:
+                causes.append(field_invalid(f"{ip}.valueFrom", "",
+                                            "may not have more than one field specified at a time"))
+            elif not sources:
+                causes.append(field_required(
+                    f"{ip}.valueFrom",
+                    "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`"))
+            if s(e.get("value")):
+                causes.append(field_invalid(f"{ip}.valueFrom", "", "may not be specified when `value` is not empty"))
+    return causes
+
+
+def _volume_mounts(path: str, mounts: list[Any], volumes: set[str]) -> list[Cause]:
+    causes: list[Cause] = []
+    paths: set[str] = set()
+    for i, vm in enumerate(mounts):
+        vm = d(vm)
+        ip = f"{path}[{i}]"
+        name = s(vm.get("name"))
+        if not name:
+            causes.append(field_required(f"{ip}.name"))
+        elif name not in volumes:
+            causes.append(field_not_found(f"{ip}.name", name))
+        mp = s(vm.get("mountPath"))
+        if not mp:
+            causes.append(field_required(f"{ip}.mountPath"))
+        elif mp in paths:
+            causes.append(field_invalid(f"{ip}.mountPath", mp, "must be unique"))
+        paths.add(mp)
+    return causes
+
+
+def _security_context(path: str, sc: dict[str, Any]) -> list[Cause]:
+    causes: list[Cause] = []
+    for key in ("runAsUser", "runAsGroup"):
+        v = sc.get(key)
+        if isinstance(v, int) and not 0 <= v <= _MAX_UID:
+            causes.append(field_invalid(f"{path}.{key}", v, names.inclusive_range_error(0, _MAX_UID)))
+    for i, g in enumerate(lst(sc.get("supplementalGroups"))):
+        if isinstance(g, int) and not 0 <= g <= _MAX_UID:
+            causes.append(field_invalid(f"{path}.supplementalGroups[{i}]", g,
+                                        names.inclusive_range_error(0, _MAX_UID)))
+    return causes
+
+
+def _containers(path: str, containers: list[Any], volumes: set[str], seen: set[str],
+                *, require: bool) -> list[Cause]:
+    causes: list[Cause] = []
+    if require and not containers:
+        return [field_required(path)]
+    for i, c in enumerate(containers):
+        c = d(c)
+        ip = f"{path}[{i}]"
+        name = s(c.get("name"))
+        if not name:
+            causes.append(field_required(f"{ip}.name"))
+        else:
+            causes += [field_invalid(f"{ip}.name", name, m) for m in names.is_dns1123_label(name)]
+            if name in seen:
+                causes.append(field_duplicate(f"{ip}.name", name))
+            seen.add(name)
+        image = s(c.get("image"))
+        if not image:
+            causes.append(field_required(f"{ip}.image"))
+        elif image != image.strip():
+            causes.append(field_invalid(f"{ip}.image", image, "must not have leading or trailing whitespace"))
+        tmp = s(c.get("terminationMessagePolicy"))
+        if not tmp:
+            causes.append(field_required(f"{ip}.terminationMessagePolicy",
+                                         "must be 'File' or 'FallbackToLogsOnError'"))
+        elif tmp not in _TERMINATION_MESSAGE_POLICIES:
+            causes.append(field_not_supported(f"{ip}.terminationMessagePolicy", tmp, _TERMINATION_MESSAGE_POLICIES))
+        causes += _ports(f"{ip}.ports", lst(c.get("ports")))
+        causes += _env(f"{ip}.env", lst(c.get("env")))
+        causes += _volume_mounts(f"{ip}.volumeMounts", lst(c.get("volumeMounts")), volumes)
+        pull = s(c.get("imagePullPolicy"))
+        if not pull:
+            causes.append(field_required(f"{ip}.imagePullPolicy"))
+        elif pull not in _PULL_POLICIES:
+            causes.append(field_not_supported(f"{ip}.imagePullPolicy", pull, _PULL_POLICIES))
+        causes += resource_requirements(f"{ip}.resources", d(c.get("resources")))
+        causes += _security_context(f"{ip}.securityContext", d(c.get("securityContext")))
+    return causes
+
+
+def _volumes(path: str, volumes: list[Any]) -> tuple[list[Cause], set[str]]:
+    causes: list[Cause] = []
+    seen: set[str] = set()
+    for i, v in enumerate(volumes):
+        v = d(v)
+        ip = f"{path}[{i}]"
+        name = s(v.get("name"))
+        if not name:
+            causes.append(field_required(f"{ip}.name"))
+        else:
+            causes += [field_invalid(f"{ip}.name", name, m) for m in names.is_dns1123_label(name)]
+            if name in seen:
+                causes.append(field_duplicate(f"{ip}.name", name))
+            seen.add(name)
+        sources = [k for k in _VOLUME_SOURCES if v.get(k) is not None]
+        if not sources:
+            causes.append(field_required(ip, "must specify a volume type"))
+        for extra in sources[1:]:
+            causes.append(field_forbidden(f"{ip}.{extra}", "may not specify more than 1 volume type"))
+    return causes, seen
+
+
+def _tolerations(path: str, tolerations: list[Any]) -> list[Cause]:
+    causes: list[Cause] = []
+    for i, t in enumerate(tolerations):
+        t = d(t)
+        ip = f"{path}[{i}]"
+        key, op = s(t.get("key")), s(t.get("operator"))
+        if key:
+            causes += [field_invalid(f"{ip}.key", key, m) for m in names.is_qualified_name(key)]
+        elif op != "Exists":
+            causes.append(field_invalid(f"{ip}.operator", op, "operator must be Exists when `key` is empty, "
+                                        "which means \"match all values and all keys\""))
+        if op and op not in _TOLERATION_OPERATORS:
+            causes.append(field_not_supported(f"{ip}.operator", op, _TOLERATION_OPERATORS))
+        if op == "Exists" and s(t.get("value")):
+            causes.append(field_invalid(f"{ip}.operator", t.get("value"),
+                                        "value must be empty when `operator` is 'Exists'"))
+        effect = s(t.get("effect"))
+        if effect and effect not in _TAINT_EFFECTS:
+            causes.append(field_not_supported(f"{ip}.effect", effect, _TAINT_EFFECTS))
+        if t.get("tolerationSeconds") is not None and effect != "NoExecute":
+            causes.append(field_invalid(f"{ip}.effect", effect,
+                                        "effect must be 'NoExecute' when `tolerationSeconds` is set"))
+    return causes
+
+
+def pod_spec(path: str, spec: dict[str, Any]) -> list[Cause]:
+    """ValidatePodSpec's commonly exercised rules."""
+    causes, vols = _volumes(f"{path}.volumes", lst(spec.get("volumes")))
+    seen: set[str] = set()
+    causes += _containers(f"{path}.containers", lst(spec.get("containers")), vols, seen, require=True)
+    causes += _containers(f"{path}.initContainers", lst(spec.get("initContainers")), vols, seen, require=False)
+    rp = s(spec.get("restartPolicy"))
+    if not rp:
+        causes.append(field_required(f"{path}.restartPolicy"))
+    elif rp not in _RESTART_POLICIES:
+        causes.append(field_not_supported(f"{path}.restartPolicy", rp, _RESTART_POLICIES))
+    dp = s(spec.get("dnsPolicy"))
+    if not dp:
+        causes.append(field_required(f"{path}.dnsPolicy"))
+    elif dp not in _DNS_POLICIES:
+        causes.append(field_not_supported(f"{path}.dnsPolicy", dp, _DNS_POLICIES))
+    causes += nonnegative(f"{path}.terminationGracePeriodSeconds", spec.get("terminationGracePeriodSeconds"))
+    ads = spec.get("activeDeadlineSeconds")
+    if isinstance(ads, int) and not 1 <= ads <= _MAX_INT32:
+        causes.append(field_invalid(f"{path}.activeDeadlineSeconds", ads, names.inclusive_range_error(1, _MAX_INT32)))
+    for key in ("serviceAccountName", "nodeName"):
+        v = s(spec.get(key))
+        if v:
+            causes += [field_invalid(f"{path}.{key}", v, m) for m in names.is_dns1123_subdomain(v)]
+    for key in ("hostname", "subdomain"):
+        v = s(spec.get(key))
+        if v:
+            causes += [field_invalid(f"{path}.{key}", v, m) for m in names.is_dns1123_label(v)]
+    causes += validate_labels(d(spec.get("nodeSelector")), f"{path}.nodeSelector")
+    causes += _security_context(f"{path}.securityContext", d(spec.get("securityContext")))
+    causes += _tolerations(f"{path}.tolerations", lst(spec.get("tolerations")))
+    return causes
+
+
+def pod_template(path: str, template: dict[str, Any]) -> list[Cause]:
+    """ValidatePodTemplateSpec: labels/annotations of the template plus its pod spec."""
+    tm = d(template.get("metadata"))
+    causes = validate_labels(d(tm.get("labels")), f"{path}.metadata.labels")
+    causes += validate_annotations(d(tm.get("annotations")), f"{path}.metadata.annotations")
+    return causes + pod_spec(f"{path}.spec", d(template.get("spec")))
+
+
+def _go_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
+    a = json.dumps(old, indent=1, sort_keys=True).splitlines()
+    b = json.dumps(new, indent=1, sort_keys=True).splitlines()
+    lines = list(difflib.unified_diff(a, b, lineterm="", n=3))[2:]
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def _pod_update(obj: dict[str, Any], old: dict[str, Any]) -> list[Cause]:
+    spec, old_spec = d(obj.get("spec")), d(old.get("spec"))
+    causes: list[Cause] = []
+    new_ads, old_ads = spec.get("activeDeadlineSeconds"), old_spec.get("activeDeadlineSeconds")
+    if isinstance(new_ads, int) and isinstance(old_ads, int) and new_ads > old_ads:
+        causes.append(field_invalid("spec.activeDeadlineSeconds", new_ads,
+                                    "must be less than or equal to previous value"))
+    if old_ads is not None and new_ads is None:
+        causes.append(field_invalid("spec.activeDeadlineSeconds", None,
+                                    "must not update from a positive integer to nil value"))
+    # Compare everything else by copying the mutable fields from the new spec onto the old one.
+    munged = copy.deepcopy(old_spec)
+    for key in ("containers", "initContainers"):
+        new_cs, old_cs = lst(spec.get(key)), lst(munged.get(key))
+        if len(new_cs) == len(old_cs):
+            for nc, oc in zip(new_cs, old_cs):
+                if isinstance(oc, dict) and isinstance(nc, dict):
+                    oc["image"] = nc.get("image")
+                    if "resources" in nc or "resources" in oc:
+                        oc["resources"] = nc.get("resources")
+    for key in ("activeDeadlineSeconds", "terminationGracePeriodSeconds"):
+        if key in spec:
+            munged[key] = spec[key]
+        else:
+            munged.pop(key, None)
+    old_tol = lst(old_spec.get("tolerations"))
+    new_tol = lst(spec.get("tolerations"))
+    if all(t in new_tol for t in old_tol):
+        if new_tol:
+            munged["tolerations"] = new_tol
+        else:
+            munged.pop("tolerations", None)
+    if munged != spec:
+        causes.append(field_forbidden("spec", _POD_UPDATE_FORBIDDEN + "\n" + _go_diff(munged, spec)))
+    return causes
+
+
+def pod(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
+    m = d(obj.get("metadata"))
+    if old is None:
+        causes = validate_object_meta(m, True, names.name_is_dns_subdomain)
+        return causes + pod_spec("spec", d(obj.get("spec")))
+    causes = validate_object_meta_update(m, d(old.get("metadata")))
+    for i, c in enumerate(lst(d(obj.get("spec")).get("containers"))):
+        if not s(d(c).get("image")):
+            causes.append(field_required(f"spec.containers[{i}].image"))
+    return causes + _pod_update(obj, old)
+
+
+def pod_status(obj: dict[str, Any], old: dict[str, Any]) -> list[Cause]:
+    causes = validate_object_meta_update(d(obj.get("metadata")), d(old.get("metadata")))
+    status = d(obj.get("status"))
+    nominated = s(status.get("nominatedNodeName"))
+    if nominated:
+        causes += [field_invalid("status.nominatedNodeName", nominated, m)
+                   for m in names.is_dns1123_subdomain(nominated)]
+    old_phase = s(d(old.get("status")).get("phase"))
+    phase = s(status.get("phase"))
+    if old_phase in ("Succeeded", "Failed") and phase != old_phase:
+        causes.append(field_forbidden("status.phase",
+                                      f"cannot transition from terminal phase \"{old_phase}\" to \"{phase}\""))
+    return causes
+
+
+# --- Node ----------------------------------------------------------------------------------------
+
+def _cidr(path: str, value: str) -> list[Cause]:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return [field_invalid(path, value, "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)")]
+    return []
+
+
+def node(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
+    m = d(obj.get("metadata"))
+    spec = d(obj.get("spec"))
+    causes: list[Cause] = []
+    if old is None:
+        causes += validate_object_meta(m, False, names.name_is_dns_subdomain)
+    else:
+        causes += validate_object_meta_update(m, d(old.get("metadata")))
+        old_spec = d(old.get("spec"))
+        old_cidr = s(old_spec.get("podCIDR"))
+        if old_cidr and s(spec.get("podCIDR")) != old_cidr:
+            causes.append(field_forbidden("spec.podCIDRs", "node updates may not change podCIDR except from \"\" "
+                                          "to valid"))
+        old_pid = s(old_spec.get("providerID"))
+        if old_pid and s(spec.get("providerID")) != old_pid:
+            causes.append(field_forbidden("spec.providerID", "node updates may not change providerID except from "
+                                          "\"\" to valid"))
+    for i, c in enumerate(lst(spec.get("podCIDRs"))):
+        causes += _cidr(f"spec.podCIDRs[{i}]", s(c))
+    for i, t in enumerate(lst(spec.get("taints"))):
+        t = d(t)
+        key, effect = s(t.get("key")), s(t.get("effect"))
+        if not key:
+            causes.append(field_required(f"spec.taints[{i}].key"))
+        else:
+            causes += [field_invalid(f"spec.taints[{i}].key", key, msg) for msg in names.is_qualified_name(key)]
+        if not effect:
+            causes.append(field_required(f"spec.taints[{i}].effect"))
+        elif effect not in _TAINT_EFFECTS:
+            causes.append(field_not_supported(f"spec.taints[{i}].effect", effect, _TAINT_EFFECTS))
+    return causes
+
+
+# --- Event ---------------------------------------------------------------------------------------
+
+def event(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
+    """core/v1 Event: the involved object's namespace must agree with the event's."""
+    m = d(obj.get("metadata"))
+    if old is not None:
+        return validate_object_meta_update(m, d(old.get("metadata")))
+    causes = validate_object_meta(m, True, names.name_is_dns_subdomain)
+    ns = s(m.get("namespace"))
+    inv_ns = s(d(obj.get("involvedObject")).get("namespace"))
+    if (not inv_ns and ns not in ("", "default")) or (inv_ns and ns != inv_ns):
+        causes.append(field_invalid("involvedObject.namespace", inv_ns, "does not match event.namespace"))
+    return causes
+
+
+def events_v1(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
+    """events.k8s.io/v1 Event: the new-style required fields and size limits."""
+    m = d(obj.get("metadata"))
+    if old is not None:
+        return validate_object_meta_update(m, d(old.get("metadata")))
+    causes = validate_object_meta(m, True, names.name_is_dns_subdomain)
+    if not obj.get("eventTime"):
+        causes.append(field_required("eventTime"))
+    for key, limit in (("reportingController", 0), ("reportingInstance", 128), ("action", 128), ("reason", 128)):
+        v = s(obj.get(key))
+        if not v:
+            causes.append(field_required(key))
+        elif limit and len(v) > limit:
+            causes.append(field_invalid(key, "", f"can have at most {limit} characters"))
+    rc = s(obj.get("reportingController"))
+    if rc:
+        causes += [field_invalid("reportingController", rc, msg) for msg in names.is_qualified_name(rc)]
+    if len(s(obj.get("note"))) > 1024:
+        causes.append(field_invalid("note", "", "can have at most 1024 characters"))
+    etype = s(obj.get("type"))
+    if etype not in ("Normal", "Warning"):
+        causes.append(field_invalid("type", etype, "has invalid value: " + etype))
+    return causes
+
+
+# --- LimitRange ----------------------------------------------------------------------------------
+
+def limitrange(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
+    m = d(obj.get("metadata"))
+    causes = (validate_object_meta(m, True, names.name_is_dns_subdomain) if old is None
+              else validate_object_meta_update(m, d(old.get("metadata"))))
+    for i, limit in enumerate(lst(d(obj.get("spec")).get("limits"))):
+        limit = d(limit)
+        ip = f"spec.limits[{i}]"
+        ltype = s(limit.get("type"))
+        groups = {k: d(limit.get(k)) for k in ("max", "min", "default", "defaultRequest", "maxLimitRequestRatio")}
+        if ltype == "Pod":
+            for k in ("default", "defaultRequest"):
+                if groups[k]:
+                    causes.append(field_forbidden(f"{ip}.{k}", "may not be specified when `type` is 'Pod'"))
+        for k, vals in groups.items():
+            for rname in sorted(vals):
+                p = f"{ip}.{k}[{rname}]"
+                causes += [field_invalid(p, rname, msg) for msg in names.is_qualified_name(rname)]
+                causes += _quantity(p, vals[rname])
+        parsed = {k: {r: quantity.parse(v) for r, v in vals.items()} for k, vals in groups.items()}
+        resources = sorted(set().union(*[set(v) for v in groups.values()]))
+        for r in resources:
+            mn, mx = parsed["min"].get(r), parsed["max"].get(r)
+            df, dr = parsed["default"].get(r), parsed["defaultRequest"].get(r)
+
+            def raw(k: str, r: str = r) -> str:
+                return quantity.render(groups[k][r])
+            if mn is not None and mx is not None and mn > mx:
+                causes.append(field_invalid(f"{ip}.min[{r}]", raw("min"),
+                                            f"min value {raw('min')} is greater than max value {raw('max')}"))
+            if dr is not None and mn is not None and mn > dr:
+                causes.append(field_invalid(f"{ip}.defaultRequest[{r}]", raw("defaultRequest"),
+                                            f"min value {raw('min')} is greater than default request value "
+                                            f"{raw('defaultRequest')}"))
+            if dr is not None and mx is not None and dr > mx:
+                causes.append(field_invalid(f"{ip}.defaultRequest[{r}]", raw("defaultRequest"),
+                                            f"default request value {raw('defaultRequest')} is greater than max "
+                                            f"value {raw('max')}"))
+            if dr is not None and df is not None and dr > df:
+                causes.append(field_invalid(f"{ip}.defaultRequest[{r}]", raw("defaultRequest"),
+                                            f"default request value {raw('defaultRequest')} is greater than "
+                                            f"default limit value {raw('default')}"))
+            if df is not None and mn is not None and mn > df:
+                causes.append(field_invalid(f"{ip}.default[{r}]", raw("default"),
+                                            f"min value {raw('min')} is greater than default value "
+                                            f"{raw('default')}"))
+            if df is not None and mx is not None and df > mx:
+                causes.append(field_invalid(f"{ip}.default[{r}]", raw("default"),
+                                            f"default value {raw('default')} is greater than max value "
+                                            f"{raw('max')}"))
+    return causes
+
+
+# --- ResourceQuota -------------------------------------------------------------------------------
+
+_QUOTA_SCOPES = ["BestEffort", "CrossNamespacePodAffinity", "NotBestEffort", "NotTerminating",
+                 "PriorityClass", "Terminating", "VolumeAttributesClass"]
+
+
+def _quota_list(path: str, values: dict[str, Any]) -> list[Cause]:
+    causes: list[Cause] = []
+    for rname in sorted(values):
+        p = f"{path}[{rname}]"
+        causes += [field_invalid(p, rname, msg) for msg in names.is_qualified_name(rname)]
+        causes += _quantity(p, values[rname])
+    return causes
+
+
+def resourcequota(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
+    m = d(obj.get("metadata"))
+    causes = (validate_object_meta(m, True, names.name_is_dns_subdomain) if old is None
+              else validate_object_meta_update(m, d(old.get("metadata"))))
+    spec = d(obj.get("spec"))
+    causes += _quota_list("spec.hard", d(spec.get("hard")))
+    for i, scope in enumerate(lst(spec.get("scopes"))):
+        if scope not in _QUOTA_SCOPES:
+            causes.append(field_not_supported(f"spec.scopes[{i}]", scope, _QUOTA_SCOPES))
+    return causes
+
+
+def resourcequota_status(obj: dict[str, Any], old: dict[str, Any]) -> list[Cause]:
+    causes = validate_object_meta_update(d(obj.get("metadata")), d(old.get("metadata")))
+    status = d(obj.get("status"))
+    return causes + _quota_list("status.hard", d(status.get("hard"))) + _quota_list("status.used",
+                                                                                      d(status.get("used")))
+
+
+# --- PersistentVolumeClaim -------------------------------------------------------------------------
+
+def _pvc_spec(spec: dict[str, Any]) -> list[Cause]:
+    causes: list[Cause] = []
+    modes = lst(spec.get("accessModes"))
+    if not modes:
+        causes.append(field_required("spec.accessModes", "at least 1 access mode is required"))
+    for mode in modes:
+        if mode not in _ACCESS_MODES:
+            causes.append(field_not_supported("spec.accessModes", mode, _ACCESS_MODES))
+    if "ReadWriteOncePod" in modes and len(modes) > 1:
+        causes.append(field_forbidden("spec.accessModes", "may not use ReadWriteOncePod with other access modes"))
+    sel = d(spec.get("selector"))
+    causes += validate_labels(d(sel.get("matchLabels")), "spec.selector.matchLabels")
+    requests = d(d(spec.get("resources")).get("requests"))
+    if "storage" not in requests:
+        causes.append(field_required("spec.resources[storage]"))
+    else:
+        causes += _quantity("spec.resources[storage]", requests["storage"], positive=True)
+    vm = spec.get("volumeMode")
+    if vm is not None and vm not in _VOLUME_MODES:
+        causes.append(field_not_supported("spec.volumeMode", vm, _VOLUME_MODES))
+    sc = s(spec.get("storageClassName"))
+    if sc:
+        causes += [field_invalid("spec.storageClassName", sc, msg) for msg in names.is_dns1123_subdomain(sc)]
+    return causes
+
+
+def persistentvolumeclaim(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
+    m = d(obj.get("metadata"))
+    spec = d(obj.get("spec"))
+    if old is None:
+        return validate_object_meta(m, True, names.name_is_dns_subdomain) + _pvc_spec(spec)
+    causes = validate_object_meta_update(m, d(old.get("metadata"))) + _pvc_spec(spec)
+    old_spec = copy.deepcopy(d(old.get("spec")))
+    new_spec = copy.deepcopy(spec)
+    bound = s(d(old.get("status")).get("phase")) == "Bound"
+    for sp in (old_spec, new_spec):
+        # a bound claim may grow its storage request; class attributes may change too
+        if bound:
+            d(sp.get("resources")).pop("requests", None)
+        sp.pop("volumeAttributesClassName", None)
+    if old_spec != new_spec:
+        causes.append(field_forbidden("spec", "spec is immutable after creation except resources.requests and "
+                                      "volumeAttributesClassName for bound claims"))
+    if bound:
+        new_s = quantity.parse(d(d(spec.get("resources")).get("requests")).get("storage"))
+        old_s = quantity.parse(d(d(d(old.get("spec")).get("resources")).get("requests")).get("storage"))
+        if new_s is not None and old_s is not None and new_s < old_s:
+            causes.append(field_forbidden("spec.resources.requests.storage", "field can not be less than status.capacity"))
+    return causes

@@ -1,0 +1,239 @@
+"""OpenAPI v2 and v3 documents built from the schema tables.
+
+kubectl uses the v3 documents for `explain`, for the patch metadata of client-side `apply`,
+and to learn that the server does field validation (the `fieldValidation` query parameter on
+write operations), so `apply`/`create` validate on the server. Documents are built lazily,
+once, and served as prebuilt bytes with a content hash.
+"""
+from __future__ import annotations
+
+import hashlib
+from functools import cached_property
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from kubegate import schema
+from kubegate.api import errors
+from kubegate.api.resources import RESOURCES, Resource, group_versions
+from kubegate.server.responses import BASE_HEADERS, not_found_page
+
+_SCALARS: dict[str, dict[str, Any]] = {
+    "string": {"type": "string"},
+    "int32": {"type": "integer", "format": "int32"},
+    "int64": {"type": "integer", "format": "int64"},
+    "bool": {"type": "boolean"},
+    "bytes": {"type": "string", "format": "byte"},
+    "double": {"type": "number", "format": "double"},
+}
+
+_SPECIAL: dict[str, dict[str, Any]] = {
+    schema.QUANTITY: {"type": "string"},
+    schema.INT_OR_STRING: {"type": "string", "format": "int-or-string"},
+    schema.TIME: {"type": "string", "format": "date-time"},
+    schema.MICRO_TIME: {"type": "string", "format": "date-time"},
+    schema.DURATION: {"type": "string"},
+    schema.RAW_EXTENSION: {"type": "object"},
+    schema.FIELDS_V1: {"type": "object"},
+}
+
+
+def _ref(name: str, v3: bool) -> dict[str, Any]:
+    return {"$ref": ("#/components/schemas/" if v3 else "#/definitions/") + name}
+
+
+def _value(kind: str, ref: str | None, v3: bool) -> dict[str, Any]:
+    if kind in _SCALARS:
+        return dict(_SCALARS[kind])
+    if ref:
+        return _ref(ref, v3)
+    return {"type": "object"}
+
+
+def _property(f: schema.Field, v3: bool) -> dict[str, Any]:
+    if f.type == "map":
+        mv = f.map_value or "string"
+        inner = _value(mv, None if mv in _SCALARS else mv, v3)
+        prop: dict[str, Any] = {"type": "object", "additionalProperties": inner}
+    else:
+        inner = _value(f.type, f.ref, v3)
+        prop = {"type": "array", "items": inner} if f.repeated else inner
+    if "$ref" in prop and v3:
+        prop = {"allOf": [prop]}
+    if f.description:
+        prop["description"] = f.description
+    if f.patch_strategy:
+        prop["x-kubernetes-patch-strategy"] = f.patch_strategy
+    if f.patch_merge_key:
+        prop["x-kubernetes-patch-merge-key"] = f.patch_merge_key
+    if f.list_type:
+        prop["x-kubernetes-list-type"] = f.list_type
+    if f.list_map_keys:
+        prop["x-kubernetes-list-map-keys"] = list(f.list_map_keys)
+    return prop
+
+
+def _definition(d: schema.Definition, v3: bool) -> dict[str, Any]:
+    if d.name in _SPECIAL:
+        out = dict(_SPECIAL[d.name])
+        if d.description:
+            out["description"] = d.description
+        return out
+    props = {f.name: _property(f, v3) for f in schema.json_fields(d)}
+    out = {"type": "object", "properties": props}
+    if d.description:
+        out["description"] = d.description
+    if d.gvks:
+        out["x-kubernetes-group-version-kind"] = [{"group": g, "kind": k, "version": v} for g, v, k in d.gvks]
+    return out
+
+
+def _closure(roots: list[str]) -> list[str]:
+    defs = schema.definitions()
+    seen: dict[str, None] = {}
+    stack = [r for r in roots if r in defs]
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen[name] = None
+        for f in schema.json_fields(defs[name]):
+            for ref in (f.ref, f.map_value):
+                if ref and ref in defs and ref not in seen:
+                    stack.append(ref)
+    return sorted(seen)
+
+
+_COMMON = [
+    {"name": "pretty", "in": "query", "schema": {"type": "string"}, "description": "If 'true', then the output is pretty printed."},
+]
+_WRITE = [
+    {"name": "dryRun", "in": "query", "schema": {"type": "string"},
+     "description": "When present, indicates that modifications should not be persisted."},
+    {"name": "fieldManager", "in": "query", "schema": {"type": "string"},
+     "description": "fieldManager is a name associated with the actor or entity that is making these changes."},
+    {"name": "fieldValidation", "in": "query", "schema": {"type": "string"},
+     "description": "fieldValidation instructs the server on how to handle objects in the request containing "
+                    "unknown or duplicate fields. Valid values are: Ignore, Warn (default), Strict."},
+]
+_LIST = [{"name": n, "in": "query", "schema": {"type": t}} for n, t in (
+    ("allowWatchBookmarks", "boolean"), ("continue", "string"), ("fieldSelector", "string"),
+    ("labelSelector", "string"), ("limit", "integer"), ("resourceVersion", "string"),
+    ("resourceVersionMatch", "string"), ("sendInitialEvents", "boolean"), ("timeoutSeconds", "integer"),
+    ("watch", "boolean"))]
+
+
+def _op(r: Resource, action: str, kind: str, params: list[dict[str, Any]], body: bool, v3: bool,
+        sub: str = "") -> dict[str, Any]:
+    op_id = f"{action}{r.kind}{sub.capitalize()}"
+    op: dict[str, Any] = {"operationId": op_id, "tags": [r.group or "core"],
+                          "x-kubernetes-action": action,
+                          "x-kubernetes-group-version-kind": {"group": r.group, "version": r.version, "kind": kind},
+                          "responses": {"200": {"description": "OK"}}}
+    if v3:
+        op["parameters"] = params
+        if body:
+            op["requestBody"] = {"content": {"*/*": {"schema": _ref(r.schema, True)}}, "required": True}
+    else:
+        op["parameters"] = [dict(p, type=p["schema"]["type"]) if "schema" in p else p for p in params]
+        for p in op["parameters"]:
+            p.pop("schema", None)
+        if body:
+            op["parameters"].append({"name": "body", "in": "body", "required": True, "schema": _ref(r.schema, False)})
+    return op
+
+
+def _paths(rs: list[Resource], v3: bool) -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for r in rs:
+        base = f"/api/{r.version}" if not r.group else f"/apis/{r.group}/{r.version}"
+        coll = f"{base}/namespaces/{{namespace}}/{r.plural}" if r.namespaced else f"{base}/{r.plural}"
+        item = coll + "/{name}"
+        cp: dict[str, Any] = {}
+        if "create" in r.verbs:
+            cp["post"] = _op(r, "post", r.kind, _COMMON + _WRITE, True, v3)
+        if "list" in r.verbs:
+            cp["get"] = _op(r, "list", r.kind, _COMMON + _LIST, False, v3)
+        if "deletecollection" in r.verbs:
+            cp["delete"] = _op(r, "deletecollection", r.kind, _COMMON + _LIST, False, v3)
+        if cp:
+            paths[coll] = cp
+        ip: dict[str, Any] = {}
+        if "get" in r.verbs:
+            ip["get"] = _op(r, "get", r.kind, _COMMON, False, v3)
+        if "update" in r.verbs:
+            ip["put"] = _op(r, "put", r.kind, _COMMON + _WRITE, True, v3)
+        if "patch" in r.verbs:
+            ip["patch"] = _op(r, "patch", r.kind, _COMMON + _WRITE + [
+                {"name": "force", "in": "query", "schema": {"type": "boolean"}}], True, v3)
+        if "delete" in r.verbs:
+            ip["delete"] = _op(r, "delete", r.kind, _COMMON + _WRITE[:1], False, v3)
+        if ip:
+            paths[item] = ip
+    return paths
+
+
+def _doc_bytes(doc: dict[str, Any]) -> tuple[bytes, str]:
+    body = orjson.dumps(doc)
+    return body, hashlib.sha512(body).hexdigest().upper()
+
+
+class OpenAPI:
+    @cached_property
+    def _v3(self) -> dict[str, tuple[bytes, str]]:
+        docs: dict[str, tuple[bytes, str]] = {}
+        for group, versions in group_versions().items():
+            for v in versions:
+                rs = [r for r in RESOURCES if r.group == group and r.version == v]
+                key = f"api/{v}" if not group else f"apis/{group}/{v}"
+                names = _closure([r.schema for r in rs] + [schema.META + ".Status", schema.META + ".DeleteOptions"])
+                defs = schema.definitions()
+                doc = {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.36.2"},
+                       "paths": _paths(rs, True),
+                       "components": {"schemas": {n: _definition(defs[n], True) for n in names}}}
+                docs[key] = _doc_bytes(doc)
+        return docs
+
+    @cached_property
+    def _v3_index(self) -> bytes:
+        return orjson.dumps({"paths": {k: {"serverRelativeURL": f"/openapi/v3/{k}?hash={h}"}
+                                       for k, (_, h) in sorted(self._v3.items())}})
+
+    @cached_property
+    def _v2(self) -> bytes:
+        names = _closure([r.schema for r in RESOURCES] + [schema.META + ".Status", schema.META + ".DeleteOptions"])
+        defs = schema.definitions()
+        return orjson.dumps({"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.36.2"},
+                             "paths": _paths(list(RESOURCES), False),
+                             "definitions": {n: _definition(defs[n], False) for n in names}})
+
+    async def serve(self, http: web.Request) -> web.StreamResponse:
+        if http.method != "GET":
+            raise errors.method_not_allowed()
+        path = http.path.rstrip("/")
+        accept = http.headers.get("Accept", "")
+        if path == "/openapi/v2":
+            if accept and "json" not in accept and "*/*" not in accept:
+                raise errors.not_acceptable("application/json")
+            return _json(self._v2)
+        if path == "/openapi/v3":
+            return _json(self._v3_index)
+        if path.startswith("/openapi/v3/"):
+            doc = self._v3.get(path[len("/openapi/v3/"):])
+            if doc is None:
+                return not_found_page()
+            if accept and "json" not in accept and "*/*" not in accept:
+                raise errors.not_acceptable("application/json")
+            immutable = http.query.get("hash") == doc[1]
+            return _json(doc[0], "public, immutable" if immutable else "no-cache, private", doc[1])
+        return not_found_page()
+
+
+def _json(body: bytes, cache: str = "no-cache, private", etag: str = "") -> web.Response:
+    headers = dict(BASE_HEADERS)
+    headers["Cache-Control"] = cache
+    headers["Content-Type"] = "application/json"
+    if etag:
+        headers["Etag"] = f'"{etag}"'
+    return web.Response(body=body, headers=headers)

@@ -1,0 +1,121 @@
+"""Create-only review APIs answered from the authorizer and the request's own identity:
+SelfSubjectAccessReview, SubjectAccessReview, LocalSubjectAccessReview, SelfSubjectRulesReview,
+SelfSubjectReview. Nothing is stored."""
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from kubegate.api import errors
+from kubegate.api.objects import now_rfc3339
+from kubegate.api.resources import Resource
+from kubegate.authn.user import UserInfo
+from kubegate.authz.types import Attributes, Decision
+from kubegate.server.bodies import MAX_REQUEST_BYTES, decode_object
+from kubegate.server.negotiation import negotiate_object
+from kubegate.server.requestinfo import RequestInfo
+from kubegate.server.responses import object_response
+
+_GROUP = "authorization.k8s.io"
+
+
+def _invalid(field: str, value: Any, detail: str) -> errors.StatusError:
+    return errors.invalid("", "", [errors.field_invalid(field, value, detail)], _GROUP)
+
+
+def _go_struct(d: dict[str, Any]) -> str:
+    """The JSON form upstream prints for a Go struct value: exported field names, all fields."""
+    import orjson
+    return orjson.dumps({"Path": d.get("path", ""), "Verb": d.get("verb", "")}).decode()
+
+
+def attributes_from_spec(spec: dict[str, Any], user: UserInfo) -> Attributes:
+    ra = spec.get("resourceAttributes")
+    nra = spec.get("nonResourceAttributes")
+    if ra and nra:
+        raise _invalid("spec.nonResourceAttributes", _GoRaw(_go_struct(nra)),
+                       "cannot be specified in combination with resourceAttributes")
+    if not ra and not nra:
+        raise _invalid("spec.resourceAttributes", None,
+                       "exactly one of nonResourceAttributes or resourceAttributes must be specified")
+    if ra:
+        return Attributes(user=user, verb=ra.get("verb", ""), namespace=ra.get("namespace", ""),
+                          api_group=ra.get("group", ""), api_version=ra.get("version", ""),
+                          resource=ra.get("resource", ""), subresource=ra.get("subresource", ""),
+                          name=ra.get("name", ""), resource_request=True, path="")
+    return Attributes(user=user, verb=nra.get("verb", ""), namespace="", api_group="", api_version="",
+                      resource="", subresource="", name="", resource_request=False, path=nra.get("path", ""))
+
+
+class _GoRaw(str):
+    """A value already rendered by Go's %#v (printed unquoted in field errors)."""
+
+
+def user_from_spec(spec: dict[str, Any]) -> UserInfo:
+    extra = {k: tuple(v or ()) for k, v in (spec.get("extra") or {}).items()}
+    return UserInfo(name=spec.get("user", ""), uid=spec.get("uid", ""),
+                    groups=tuple(spec.get("groups") or ()), extra=extra)
+
+
+def user_info_json(user: UserInfo) -> dict[str, Any]:
+    out: dict[str, Any] = {"username": user.name}
+    if user.uid:
+        out["uid"] = user.uid
+    if user.groups:
+        out["groups"] = list(user.groups)
+    if user.extra:
+        out["extra"] = {k: list(v) for k, v in user.extra.items()}
+    return out
+
+
+class Reviews:
+    def __init__(self, authorizer: Any, rbac: Any) -> None:
+        self.authorizer = authorizer
+        self.rbac = rbac
+
+    async def serve(self, http: web.Request, info: RequestInfo, r: Resource, user: UserInfo) -> web.StreamResponse:
+        if info.verb != "create" or info.name:
+            raise errors.method_not_allowed()
+        out = negotiate_object(http.headers.get("Accept"), allow_transform=False)
+        body = await http.content.read(MAX_REQUEST_BYTES + 1)
+        if len(body) > MAX_REQUEST_BYTES:
+            raise errors.too_large(MAX_REQUEST_BYTES)
+        obj, warnings = decode_object(r, r.kind, r.api_version, http.headers.get("Content-Type"), body,
+                                      http.query.get("fieldValidation") or "Warn")
+        obj.setdefault("metadata", {})
+        spec = obj.get("spec") or {}
+        if r.plural == "selfsubjectreviews":
+            obj["metadata"]["creationTimestamp"] = now_rfc3339()
+            obj["status"] = {"userInfo": user_info_json(user)}
+        elif r.plural == "selfsubjectrulesreviews":
+            obj["status"] = self._rules(spec, user)
+        else:
+            subject = user
+            if r.plural in ("subjectaccessreviews", "localsubjectaccessreviews"):
+                if not spec.get("user") and not spec.get("groups"):
+                    raise _invalid("spec.user", "", "at least one of user or group must be specified")
+                subject = user_from_spec(spec)
+            attrs = attributes_from_spec(spec, subject)
+            if r.plural == "localsubjectaccessreviews":
+                ns = info.namespace
+                if attrs.namespace != ns:
+                    raise _invalid("spec.resourceAttributes.namespace", attrs.namespace,
+                                   "must match metadata.namespace")
+                obj["metadata"]["namespace"] = ns
+            res = self.authorizer.authorize(attrs)
+            status: dict[str, Any] = {"allowed": res.decision == Decision.ALLOW}
+            if res.decision == Decision.DENY:
+                status["denied"] = True
+            if res.reason:
+                status["reason"] = res.reason
+            if res.error:
+                status["evaluationError"] = str(res.error)
+            obj["status"] = status
+        return object_response(obj, 201, out, warnings=warnings)
+
+    def _rules(self, spec: dict[str, Any], user: UserInfo) -> dict[str, Any]:
+        ns = spec.get("namespace") or ""
+        if not ns:
+            raise errors.bad_request("no namespace on request")
+        return self.rbac.rules_review(user, ns)
