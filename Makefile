@@ -21,8 +21,9 @@ run: venv
 	@echo "export KUBECONFIG=$(abspath $(DATA))/admin.conf"
 	$(BIN)/kubegate up --data-dir $(DATA) --secure-port $(PORT)
 
+# pytest exits 5 when it collected no tests: that is a failure, not a green run.
 test: venv
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected" >&2; exit 1; fi; exit $$rc
 
 bench: venv
 	$(BIN)/python bench/run.py

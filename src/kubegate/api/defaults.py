@@ -213,9 +213,7 @@ def _namespace(obj: dict[str, Any]) -> None:
     if name:
         # the name label is forced on every write, even if a client set it to something else
         _dict(meta, "labels")["kubernetes.io/metadata.name"] = name
-    spec = _dict(obj, "spec")
-    if not spec.get("finalizers"):
-        spec["finalizers"] = ["kubernetes"]
+    _dict(obj, "spec")
     status = _dict(obj, "status")
     status.setdefault("phase", "Active")
 

@@ -156,9 +156,13 @@ def _quote(v: Any) -> str:
         return str(v)
     if v is None:
         return "null"
+    import json
     if isinstance(v, str):
-        import json
+        if type(v) is not str:  # already rendered Go text (e.g. a struct dump), printed bare
+            return str(v)
         return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, (list, dict)):
+        return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
     return str(v)
 
 

@@ -167,6 +167,11 @@ class ResourceRegistry:
             obj.pop("status", None)
         if r.plural not in _NO_GENERATION:
             m["generation"] = 1
+        if r.plural == "namespaces":
+            # Only on create: the finalizer may be removed later through /finalize.
+            fins = obj.setdefault("spec", {}).setdefault("finalizers", [])
+            if "kubernetes" not in fins:
+                fins.append("kubernetes")
         self._prepare(r, obj, None)
         self._validate(r, obj, None)
         key = r.key(namespace, m["name"])
@@ -208,6 +213,10 @@ class ResourceRegistry:
                 if conds is not None:
                     new["status"]["conditions"] = conds
             return new
+        if subresource == "finalize":
+            new = copy.deepcopy(cur)
+            new.setdefault("spec", {})["finalizers"] = list((obj.get("spec") or {}).get("finalizers") or [])
+            return new
         new = obj
         m = meta(new)
         cm = cur["metadata"]
@@ -218,6 +227,9 @@ class ResourceRegistry:
                 m.pop(k, None)
         if r.namespaced:
             m["namespace"] = cm.get("namespace")
+        if r.plural == "namespaces":
+            # spec.finalizers changes only through the finalize subresource
+            new.setdefault("spec", {})["finalizers"] = copy.deepcopy((cur.get("spec") or {}).get("finalizers", []))
         if r.has_status and subresource == "":
             if "status" in cur:
                 new["status"] = copy.deepcopy(cur["status"])

@@ -74,5 +74,5 @@ class NamespaceController:
         if FINALIZER in finalizers:
             new = copy.deepcopy(ns.obj)
             new["spec"]["finalizers"] = [f for f in finalizers if f != FINALIZER]
-            await self.namespaces.update(new, namespace=None, name=name, old=ns)
+            await self.namespaces.update(new, namespace=None, name=name, subresource="finalize", old=ns)
         return True

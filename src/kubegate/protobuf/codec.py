@@ -153,6 +153,8 @@ def _drop_present(f: Field, value: Any) -> bool:
     if f.pointer or f.repeated or f.type == "map":
         return False
     if f.type == "message":
+        if _is_list_wrapper(f.ref):
+            return f.omitempty and not value
         # Go's omitempty never drops a struct; omitzero drops a zero one (a zero Time decodes to null).
         return f.omitzero and value is None
     if f.type == "bytes":
@@ -166,7 +168,7 @@ def _absent_value(f: Field) -> Any:
     if f.repeated or f.type in ("map", "bytes"):
         return _OMIT if f.omitempty else None
     if f.type == "message":
-        if f.omitzero:
+        if f.omitzero or (f.omitempty and _is_list_wrapper(f.ref)):
             return _OMIT
         return _special_zero(f.ref or "")
     if f.type == "object":
@@ -183,7 +185,13 @@ def _special_zero(ref: str) -> Any:
         return 0
     if ref == DURATION:
         return "0s"
+    if _is_list_wrapper(ref):
+        return None  # a nil slice
     return _decode_struct(definition(ref), b"")
+
+
+def _is_list_wrapper(ref: str | None) -> bool:
+    return ref is not None and ref in definitions() and definitions()[ref].list_wrapper
 
 
 def _scalar(typ: str, wt: int, val: int | bytes, name: str) -> Any:
@@ -269,7 +277,10 @@ def _decode_ref(ref: str, data: bytes) -> Any:
     if ref in (RAW_EXTENSION, FIELDS_V1):
         raw = _first(data, 1)
         return _embedded(raw if isinstance(raw, bytes) else b"")
-    return _decode_struct(definition(ref), data)
+    defn = definition(ref)
+    if defn.list_wrapper:
+        return _decode_struct(defn, data).get("items") or []
+    return _decode_struct(defn, data)
 
 
 def _first(data: bytes, number: int) -> int | bytes | None:
@@ -442,8 +453,8 @@ def _encode_struct(defn: Definition, obj: Any, path: str) -> bytes:
                 raise ProtobufError(f"{fpath}: expected a list")
             for i, item in enumerate(value):
                 out += _encode_single(f, item, f"{fpath}[{i}]")
-        elif value is None and f.pointer:
-            continue
+        elif value is None and (f.pointer or _is_list_wrapper(f.ref)):
+            continue  # nil pointers and nil named slices are not written
         else:
             out += _encode_single(f, value, fpath)
     return bytes(out)
@@ -533,7 +544,12 @@ def _encode_ref(ref: str, value: Any, path: str) -> bytes:
         if value is None:
             return b""
         return length_delimited(1, orjson.dumps(value))
-    return _encode_struct(definition(ref), value, path)
+    defn = definition(ref)
+    if defn.list_wrapper:
+        if not isinstance(value, list):
+            raise ProtobufError(f"{path}: expected a list")
+        return _encode_struct(defn, {"items": value}, path)
+    return _encode_struct(defn, value, path)
 
 
 __all__ = ["MAGIC", "ProtobufError", "decode_object", "encode_object", "decode_message", "encode_message",

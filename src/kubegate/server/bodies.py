@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from aiohttp import web
+
 from kubegate.api import errors
 from kubegate.api.resources import Resource
 from kubegate.server.negotiation import decode_body
@@ -21,6 +23,22 @@ _INTERNAL_GROUP = {"": "core", "apps": "apps", "rbac.authorization.k8s.io": "rba
 FIELD_VALIDATION = ("", "Ignore", "Strict", "Warn")
 
 
+async def read_body(http: "web.Request") -> bytes:
+    """The whole request body, or 413 once it passes --max-request-bytes (checked before decoding)."""
+    if http.content_length is not None and http.content_length > MAX_REQUEST_BYTES:
+        raise errors.too_large(MAX_REQUEST_BYTES)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await http.content.read(1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > MAX_REQUEST_BYTES:
+            raise errors.too_large(MAX_REQUEST_BYTES)
+        chunks.append(chunk)
+
+
 def _version_of(api_version: str) -> str:
     return api_version.rsplit("/", 1)[-1]
 
@@ -28,7 +46,12 @@ def _version_of(api_version: str) -> str:
 def decode_object(r: Resource, kind: str, api_version: str, content_type: str | None, body: bytes,
                   field_validation: str) -> tuple[dict[str, Any], list[str]]:
     """Decode, check kind/apiVersion, and apply fieldValidation. Returns (object, warnings)."""
-    obj, fmt = decode_body(content_type, body)
+    try:
+        obj, fmt = decode_body(content_type, body)
+    except errors.StatusError as e:
+        if e.code == 400 and e.message.startswith("couldn't get version/kind"):
+            e.message = f"the object provided is unrecognized (must be of type {kind}): {e.message}"
+        raise
     if not isinstance(obj, dict):
         raise errors.bad_request(
             f"the object provided is unrecognized (must be of type {kind}): couldn't get version/kind; "

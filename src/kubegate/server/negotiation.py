@@ -118,7 +118,8 @@ def _json(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as e:
-        snippet = body[:20].decode("utf-8", "replace")
+        # Upstream quotes the first 30 bytes of the body after the decoder's error.
+        snippet = body[:30].decode("utf-8", "replace")
         raise errors.bad_request(
             f"couldn't get version/kind; json parse error: {_go_json_error(e, body)} ({snippet} ...)") from None
 

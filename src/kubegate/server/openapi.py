@@ -80,7 +80,7 @@ def _definition(d: schema.Definition, v3: bool) -> dict[str, Any]:
         if d.description:
             out["description"] = d.description
         return out
-    props = {f.name: _property(f, v3) for f in schema.json_fields(d)}
+    props = {f.name: _property(f, v3) for f in schema.json_fields(d).values()}
     out = {"type": "object", "properties": props}
     if d.description:
         out["description"] = d.description
@@ -98,7 +98,7 @@ def _closure(roots: list[str]) -> list[str]:
         if name in seen:
             continue
         seen[name] = None
-        for f in schema.json_fields(defs[name]):
+        for f in schema.json_fields(defs[name]).values():
             for ref in (f.ref, f.map_value):
                 if ref and ref in defs and ref not in seen:
                     stack.append(ref)

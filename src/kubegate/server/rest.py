@@ -13,7 +13,7 @@ from kubegate.api.registry import Decoded, ResourceRegistry
 from kubegate.api.resources import Resource
 from kubegate.authn.user import UserInfo
 from kubegate.server import scale
-from kubegate.server.bodies import FIELD_VALIDATION, MAX_REQUEST_BYTES, decode_object
+from kubegate.server.bodies import FIELD_VALIDATION, decode_object, read_body
 from kubegate.server.negotiation import Output, decode_body, negotiate_object
 from kubegate.server.requestinfo import RequestInfo
 from kubegate.server.responses import object_response
@@ -136,13 +136,7 @@ class RESTHandler:
     # -- writes ------------------------------------------------------------------------------
 
     async def _body(self, req: Request) -> bytes:
-        http = req.http
-        if http.content_length is not None and http.content_length > MAX_REQUEST_BYTES:
-            raise errors.too_large(MAX_REQUEST_BYTES)
-        data = await http.content.read(MAX_REQUEST_BYTES + 1)
-        if len(data) > MAX_REQUEST_BYTES:
-            raise errors.too_large(MAX_REQUEST_BYTES)
-        return data
+        return await read_body(req.http)
 
     async def _decode(self, req: Request, body: bytes, kind: str, api_version: str,
                       options_kind: str) -> tuple[dict[str, Any], list[str], bool]:
@@ -207,14 +201,9 @@ class RESTHandler:
         obj.setdefault("metadata", {})["name"] = req.info.name
         reg = self.registry(r)
         old = await reg.get(req.namespace, req.info.name)
-        if sub == "finalize":
-            merged = copy.deepcopy(old.obj)
-            merged["spec"] = obj.get("spec") or {}
-            merged["metadata"]["resourceVersion"] = m.get("resourceVersion") or old.obj["metadata"]["resourceVersion"]
-            obj = merged
         await self.admit("update", r, obj, old.obj, req.namespace, req.user)
-        d = await reg.update(obj, namespace=req.namespace, name=req.info.name,
-                             subresource="" if sub == "finalize" else sub, dry_run=dry_run, old=old)
+        d = await reg.update(obj, namespace=req.namespace, name=req.info.name, subresource=sub,
+                             dry_run=dry_run, old=old)
         return object_response(d.obj, 200, out, warnings=warnings)
 
     async def _update_scale(self, req: Request, body: bytes, out: Output) -> web.StreamResponse:
@@ -233,7 +222,8 @@ class RESTHandler:
             raise options_invalid("PatchOptions", errors.field_not_supported("fieldValidation", fv,
                                                                             list(FIELD_VALIDATION)))
         dry_run = dry_run_option(req.http, "PatchOptions")
-        kind, parsed = patching.decode_patch(req.http.headers.get("Content-Type", ""), body)
+        kind, parsed = patching.decode_patch(req.http.headers.get("Content-Type", ""), body,
+                                             field_validation=fv)
         sub = req.info.subresource
         reg = self.registry(r)
         is_scale = sub == "scale"
@@ -241,11 +231,11 @@ class RESTHandler:
 
         def apply(cur: dict[str, Any]) -> dict[str, Any]:
             base = scale.to_scale(r, cur) if is_scale else cur
-            if kind == "json":
+            if kind == patching.PatchKind.JSON:
                 new = patching.json_patch(base, parsed)
-            elif kind == "merge":
+            elif kind == patching.PatchKind.MERGE:
                 new = patching.merge_patch(base, parsed)
-            elif kind == "strategic":
+            elif kind == patching.PatchKind.STRATEGIC:
                 new = patching.strategic_merge_patch(base, parsed, patching.NoPatchMeta() if is_scale else meta)
             else:
                 raise errors.StatusError(415, "UnsupportedMediaType",

@@ -12,7 +12,7 @@ from kubegate.api.objects import now_rfc3339
 from kubegate.api.resources import Resource
 from kubegate.authn.user import UserInfo
 from kubegate.authz.types import Attributes, Decision
-from kubegate.server.bodies import MAX_REQUEST_BYTES, decode_object
+from kubegate.server.bodies import decode_object, read_body
 from kubegate.server.negotiation import negotiate_object
 from kubegate.server.requestinfo import RequestInfo
 from kubegate.server.responses import object_response
@@ -78,9 +78,7 @@ class Reviews:
         if info.verb != "create" or info.name:
             raise errors.method_not_allowed()
         out = negotiate_object(http.headers.get("Accept"), allow_transform=False)
-        body = await http.content.read(MAX_REQUEST_BYTES + 1)
-        if len(body) > MAX_REQUEST_BYTES:
-            raise errors.too_large(MAX_REQUEST_BYTES)
+        body = await read_body(http)
         obj, warnings = decode_object(r, r.kind, r.api_version, http.headers.get("Content-Type"), body,
                                       http.query.get("fieldValidation") or "Warn")
         obj.setdefault("metadata", {})

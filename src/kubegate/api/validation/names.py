@@ -19,21 +19,15 @@ TOTAL_ANNOTATION_SIZE = 256 * 1024
 
 _DNS1123_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS1123_SUBDOMAIN_FMT = _DNS1123_LABEL_FMT + "(\\." + _DNS1123_LABEL_FMT + ")*"
-_DNS1035_LABEL_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?"
 _LABEL_KEY_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
 _LABEL_VALUE_FMT = "(" + _LABEL_KEY_FMT + ")?"
 _CONFIG_KEY_FMT = "[-._a-zA-Z0-9]+"
-_ENV_NAME_FMT = "[-._a-zA-Z][-._a-zA-Z0-9]*"
-_C_IDENT_FMT = "[A-Za-z_][A-Za-z0-9_]*"
 
 _DNS1123_LABEL_RE = re.compile(f"^{_DNS1123_LABEL_FMT}$")
 _DNS1123_SUBDOMAIN_RE = re.compile(f"^{_DNS1123_SUBDOMAIN_FMT}$")
-_DNS1035_LABEL_RE = re.compile(f"^{_DNS1035_LABEL_FMT}$")
 _LABEL_KEY_RE = re.compile(f"^{_LABEL_KEY_FMT}$")
 _LABEL_VALUE_RE = re.compile(f"^{_LABEL_VALUE_FMT}$")
 _CONFIG_KEY_RE = re.compile(f"^{_CONFIG_KEY_FMT}$")
-_ENV_NAME_RE = re.compile(f"^{_ENV_NAME_FMT}$")
-_C_IDENT_RE = re.compile(f"^{_C_IDENT_FMT}$")
 _PORT_NAME_CHARS_RE = re.compile("^[-a-z0-9]+$")
 _HAS_LETTER_RE = re.compile("[a-z]")
 
@@ -41,17 +35,11 @@ _DNS1123_LABEL_MSG = ("a lowercase RFC 1123 label must consist of lower case alp
                       "and must start and end with an alphanumeric character")
 _DNS1123_SUBDOMAIN_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
                           "'-' or '.', and must start and end with an alphanumeric character")
-_DNS1035_LABEL_MSG = ("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with "
-                      "an alphabetic character, and end with an alphanumeric character")
 _LABEL_KEY_MSG = ("must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
                   "alphanumeric character")
 _LABEL_VALUE_MSG = ("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or "
                     "'.', and must start and end with an alphanumeric character")
 _CONFIG_KEY_MSG = "a valid config key must consist of alphanumeric characters, '-', '_' or '.'"
-_ENV_NAME_MSG = ("a valid environment variable name must consist of alphabetic characters, digits, '_', '-', "
-                 "or '.', and must not start with a digit")
-_C_IDENT_MSG = ("a valid C identifier must start with alphabetic character or '_', followed by a string of "
-                "alphanumeric characters or '_'")
 
 
 def regex_error(msg: str, fmt: str, *examples: str) -> str:
@@ -114,15 +102,6 @@ def _content_dns1123_subdomain(value: str) -> list[str]:
     return errs
 
 
-def is_dns1035_label(value: str) -> list[str]:
-    errs: list[str] = []
-    if _blen(value) > DNS1123_LABEL_MAX:
-        errs.append(max_len_error(DNS1123_LABEL_MAX))
-    if not _DNS1035_LABEL_RE.match(value):
-        errs.append(regex_error(_DNS1035_LABEL_MSG, _DNS1035_LABEL_FMT, "my-name", "abc-123"))
-    return errs
-
-
 def is_qualified_name(value: str) -> list[str]:
     """content.IsLabelKey: an optional DNS-subdomain prefix, '/', and a 63-byte name."""
     errs: list[str] = []
@@ -175,13 +154,6 @@ def is_config_map_key(value: str) -> list[str]:
     return errs + _chdir_prefix(value)
 
 
-def is_env_var_name(value: str) -> list[str]:
-    errs: list[str] = []
-    if not _ENV_NAME_RE.match(value):
-        errs.append(regex_error(_ENV_NAME_MSG, _ENV_NAME_FMT, "my.env-name", "MY_ENV.NAME", "MyEnvName1"))
-    return errs + _chdir_prefix(value)
-
-
 def is_relaxed_env_var_name(value: str) -> list[str]:
     """The RelaxedEnvironmentVariableValidation form (GA, on by default): printable ASCII except '='."""
     errs: list[str] = []
@@ -191,12 +163,6 @@ def is_relaxed_env_var_name(value: str) -> list[str]:
         errs.append("a valid environment variable name must consist only of printable ASCII characters "
                     "other than '='")
     return errs
-
-
-def is_c_identifier(value: str) -> list[str]:
-    if not _C_IDENT_RE.match(value):
-        return [regex_error(_C_IDENT_MSG, _C_IDENT_FMT, "my_name", "MY_NAME", "MyName")]
-    return []
 
 
 def is_valid_port_num(port: int) -> list[str]:
@@ -232,10 +198,6 @@ def name_is_dns_subdomain(name: str, prefix: bool) -> list[str]:
 
 def name_is_dns_label(name: str, prefix: bool) -> list[str]:
     return is_dns1123_label(_mask_trailing_dash(name) if prefix else name)
-
-
-def name_is_dns1035_label(name: str, prefix: bool) -> list[str]:
-    return is_dns1035_label(_mask_trailing_dash(name) if prefix else name)
 
 
 def path_segment_name(name: str, prefix: bool) -> list[str]:
