@@ -129,8 +129,8 @@ class Cluster:
         return Result(int(code or 0), body, p.stderr)
 
     def admin_pair(self) -> tuple[str, str]:
-        crt = self.data_dir.parent / "admin.crt"
-        key = self.data_dir.parent / "admin.key"
+        crt = self.data_dir.parent / f"{self.data_dir.name}-admin.crt"
+        key = self.data_dir.parent / f"{self.data_dir.name}-admin.key"
         if not crt.exists():
             import base64
             import yaml

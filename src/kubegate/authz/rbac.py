@@ -204,6 +204,9 @@ def covers(owner_rules: Sequence[PolicyRule], requested_rules: Sequence[PolicyRu
     return not uncovered, uncovered
 
 
+_DECISION_CACHE_SIZE = 65536
+
+
 def _not_found(resource: str, name: str) -> str:
     return f'{resource}.rbac.authorization.k8s.io "{name}" not found'
 
@@ -218,10 +221,13 @@ class RBACAuthorizer:
         self._rbs: dict[tuple[str, str], _Binding] = {}
         self._crb_index: dict[str, set[str]] = {}                  # subject key -> CRB names
         self._rb_index: dict[tuple[str, str], set[str]] = {}       # (namespace, subject key) -> RB names
+        # Decisions are a pure function of (attributes, policy): memoised until the policy changes.
+        self._decisions: dict[Attributes, AuthzResult] = {}
 
     # --- maintenance ---
 
     def upsert(self, kind: str, obj: Mapping[str, Any]) -> None:
+        self._decisions.clear()
         meta = obj.get("metadata") or {}
         name = meta.get("name", "")
         if kind == KIND_CLUSTER_ROLE:
@@ -244,6 +250,7 @@ class RBACAuthorizer:
             raise ValueError(f"unsupported RBAC kind: {kind!r}")
 
     def delete(self, kind: str, obj: Mapping[str, Any]) -> None:
+        self._decisions.clear()
         meta = obj.get("metadata") or {}
         name = meta.get("name", "")
         namespace = meta.get("namespace", "") or ""
@@ -305,6 +312,16 @@ class RBACAuthorizer:
                 yield binding, subject, rule, ""
 
     def authorize(self, attrs: Attributes) -> AuthzResult:
+        hit = self._decisions.get(attrs)
+        if hit is not None:
+            return hit
+        result = self._evaluate(attrs)
+        if len(self._decisions) >= _DECISION_CACHE_SIZE:
+            self._decisions.clear()
+        self._decisions[attrs] = result
+        return result
+
+    def _evaluate(self, attrs: Attributes) -> AuthzResult:
         errors: list[str] = []
         for binding, subject, rule, error in self._visit(attrs.user, attrs.namespace):
             if rule is not None and rule_allows(attrs, rule):
