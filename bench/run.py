@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import ssl
-import statistics
 import subprocess
 import sys
 import tempfile

@@ -161,3 +161,20 @@ def test_proxy(cluster: Cluster) -> None:
     finally:
         p.terminate()
         p.communicate(timeout=10)
+
+
+def test_events_in_both_groups_share_storage(cluster: Cluster, ns: str) -> None:
+    ev = {"apiVersion": "events.k8s.io/v1", "kind": "Event",
+          "metadata": {"name": "e1", "namespace": ns},
+          "eventTime": "2026-11-23T10:00:00.000000Z", "reportingController": "kubegate.test/ctl",
+          "reportingInstance": "ctl-1", "action": "Testing", "reason": "Tested", "type": "Normal",
+          "note": "hello from events.k8s.io", "regarding": {"kind": "Pod", "name": "p", "namespace": ns}}
+    status, _, created = cluster.request("POST", f"/apis/events.k8s.io/v1/namespaces/{ns}/events", ev)
+    assert status == 201, created
+    assert created["apiVersion"] == "events.k8s.io/v1" and created["note"] == "hello from events.k8s.io"
+    core = json.loads(cluster.ok("-n", ns, "get", "events.v1.", "e1", "-o", "json"))
+    assert core["apiVersion"] == "v1"
+    assert core["message"] == "hello from events.k8s.io"
+    assert core["involvedObject"]["name"] == "p"
+    out = cluster.ok("-n", ns, "get", "events")
+    assert "Tested" in out and "hello from events.k8s.io" in out

@@ -51,7 +51,7 @@ def test_inflight_requests_finish_on_sigterm(fresh_cluster: Cluster) -> None:
     results: list[int] = []
 
     def hammer() -> None:
-        for i in range(30):
+        for _ in range(30):
             r = c.curl("/api/v1/namespaces/default/configmaps")
             results.append(r.code)
     t = threading.Thread(target=hammer)

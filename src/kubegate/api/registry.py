@@ -81,6 +81,16 @@ class ResourceRegistry:
         self._validate = validate    # raises StatusError 422
         # Consumers that must see a write before it is acknowledged (the RBAC index) wait here.
         self.after_write: Callable[[int], Awaitable[None]] | None = None
+        # A resource served from another one's storage (events.k8s.io from core events)
+        # converts on the way out (view) and in (to_storage).
+        self.view: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+        self.to_storage: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+
+    def present(self, d: Decoded) -> Decoded:
+        return d if self.view is None else Decoded(self.view(d.obj))
+
+    def _encode(self, obj: dict[str, Any]) -> bytes:
+        return encode_obj(obj if self.to_storage is None else self.to_storage(obj))
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -88,11 +98,11 @@ class ResourceRegistry:
         entry = self.cache.get(self.resource.key(namespace, name))
         if entry is None:
             raise errors.not_found(self.resource.plural, name, self.resource.group)
-        return entry.object
+        return self.present(entry.object)
 
     def get_cached(self, namespace: str | None, name: str) -> Decoded | None:
         entry = self.cache.get(self.resource.key(namespace, name))
-        return None if entry is None else entry.object
+        return None if entry is None else self.present(entry.object)
 
     async def list(self, namespace: str | None, *, limit: int = 0, continue_token: str = "",
                    match: Callable[[dict[str, Any]], bool] | None = None,
@@ -112,7 +122,7 @@ class ResourceRegistry:
         last_key = ""
         count = 0
         for e in entries:
-            d = e.object
+            d = self.present(e.object)
             if match is not None and not match(d.obj):
                 continue
             if limit and len(items) >= limit:
@@ -137,7 +147,7 @@ class ResourceRegistry:
         last_key = ""
         remaining = 0
         for kv in res.kvs:
-            d = decode_kv(kv)
+            d = self.present(decode_kv(kv))
             if match is not None and not match(d.obj):
                 continue
             if limit and len(items) >= limit:
@@ -180,7 +190,7 @@ class ResourceRegistry:
                 raise errors.already_exists(r.plural, m["name"], r.group)
             return Decoded(obj)
         try:
-            kv = await self.store.create(key, encode_obj(obj))
+            kv = await self.store.create(key, self._encode(obj))
         except KeyExistsError:
             raise errors.already_exists(r.plural, m["name"], r.group) from None
         return await self._after_write(kv)
@@ -253,7 +263,7 @@ class ResourceRegistry:
         if new["metadata"].get("deletionTimestamp") and not _pending_finalizers(r, new):
             return await self._delete_now(key, int(cm["resourceVersion"]), new)
         try:
-            kv = await self.store.update(key, encode_obj(new), int(cm["resourceVersion"]))
+            kv = await self.store.update(key, self._encode(new), int(cm["resourceVersion"]))
         except ConflictError:
             raise errors.conflict(r.plural, name, _MODIFIED, r.group) from None
         except KeyNotFoundError:
@@ -321,7 +331,7 @@ class ResourceRegistry:
             if dry_run:
                 return Decoded(new), False
             try:
-                kv = await self.store.update(r.key(namespace, name), encode_obj(new), int(cm["resourceVersion"]))
+                kv = await self.store.update(r.key(namespace, name), self._encode(new), int(cm["resourceVersion"]))
             except ConflictError:
                 raise errors.conflict(r.plural, name, _MODIFIED, r.group) from None
             return await self._after_write(kv), False
@@ -361,8 +371,8 @@ class ResourceRegistry:
             await self.after_write(kv.mod_revision)
         entry = self.cache.get(kv.key)
         if entry is not None and entry.kv.mod_revision == kv.mod_revision:
-            return entry.object
-        return decode_kv(kv)
+            return self.present(entry.object)
+        return self.present(decode_kv(kv))
 
 
 _CONTINUE_EXPIRED = (

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from kubegate.admission.namespace_lifecycle import NamespaceLifecycle
+from kubegate.api import events
 from kubegate.api.registry import ResourceRegistry, decode_kv
 from kubegate.api.resources import RESOURCES, Resource
 from kubegate.authn import AuthenticationError, AuthRequest
@@ -77,6 +78,8 @@ async def build(cfg: ServerConfig) -> tuple[app_mod.Components, ssl.SSLContext]:
                        "coordination.k8s.io", "storage.k8s.io"):
             by_plural.setdefault(r.plural, reg)
         shared.setdefault(r.key_prefix, reg)
+        if r.group == "events.k8s.io":
+            reg.view, reg.to_storage = events.from_core, events.to_core
 
     await ensure_namespaces(by_plural["namespaces"])
     written = await reconcile_rbac(by_plural)

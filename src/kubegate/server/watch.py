@@ -90,14 +90,14 @@ async def serve_watch(http: web.Request, reg: ResourceRegistry, namespace: str |
             await w.error(errors.gone(f"too old resource version: {start_rev} ({e.compact_revision + 1})"))
             return resp
         initial_end = reg.cache.revision if send_initial and opts.allow_bookmarks else None
-        await _follow(stream, w, opts, r.kind, r.api_version, deadline, initial_end)
+        await _follow(stream, w, opts, r.kind, r.api_version, deadline, initial_end, reg.present)
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     return resp
 
 
 async def _follow(stream: Any, w: _Writer, opts: "ListOptions", kind: str, api_version: str,
-                  deadline: float, initial_end: int | None) -> None:
+                  deadline: float, initial_end: int | None, present: Callable[[Decoded], Decoded]) -> None:
     loop = asyncio.get_running_loop()
     it = stream.__aiter__()
     stop = shutdown_event
@@ -131,13 +131,13 @@ async def _follow(stream: Any, w: _Writer, opts: "ListOptions", kind: str, api_v
                 await w.error(errors.gone(f"too old resource version: {stream.revision} "
                                           f"({e.compact_revision + 1})"))
                 return
-            await _emit(w, ev, opts)
+            await _emit(w, ev, opts, present)
     finally:
         stream.close()
 
 
-async def _emit(w: _Writer, ev: CacheEvent, opts: "ListOptions") -> None:
-    d: Decoded = ev.entry.object
+async def _emit(w: _Writer, ev: CacheEvent, opts: "ListOptions", present: Callable[[Decoded], Decoded]) -> None:
+    d = present(ev.entry.object)
     now = opts.match(d.obj)
     if ev.type == "ADDED" or ev.prev is None:
         if now:
@@ -147,7 +147,7 @@ async def _emit(w: _Writer, ev: CacheEvent, opts: "ListOptions") -> None:
         if now:
             await w.event("DELETED", d)
         return
-    before = opts.match(ev.prev.object.obj)
+    before = opts.match(present(ev.prev.object).obj)
     if now and before:
         await w.event("MODIFIED", d)
     elif now:
