@@ -18,7 +18,7 @@ from kubegate.api.defaults import apply_defaults
 from kubegate.api.resources import RESOURCES, Resource
 from kubegate.api.validation import validate, validate_status
 from kubegate.api.validation import names
-from kubegate.api.validation.gojson import unmarshal_object_error
+from kubegate.api.gojson import unmarshal_object_error
 
 GOLDENS = Path("/work/shared/fixtures/apiserver-goldens")
 

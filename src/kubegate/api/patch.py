@@ -19,6 +19,7 @@ from enum import Enum
 from typing import Any, Mapping, Protocol
 
 from kubegate.api.errors import StatusError
+from kubegate.api.gojson import json_kind, syntax_error
 
 MAX_JSON_PATCH_OPERATIONS = 10000
 
@@ -145,216 +146,6 @@ def _go_s(v: Any) -> str:
 # Decoding request bodies with Go's encoding/json error texts.
 
 
-def _quote_char(c: int) -> str:
-    if c == ord("'"):
-        return "'\\''"
-    if c == ord('"'):
-        return "'\"'"
-    ch = chr(c)
-    special = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v",
-               "\\": "\\\\"}
-    if ch in special:
-        return f"'{special[ch]}'"
-    if ch.isprintable():
-        return f"'{ch}'"
-    if c < 0x80:
-        return f"'\\x{c:02x}'"
-    return f"'\\u{c:04x}'"
-
-
-_LITERALS = {ord("t"): b"true", ord("f"): b"false", ord("n"): b"null"}
-_HEX = frozenset(b"0123456789abcdefABCDEF")
-_DIGITS = frozenset(b"0123456789")
-_SPACE = frozenset(b" \t\r\n")
-
-
-class _Scanner:
-    """A byte-level JSON syntax checker producing encoding/json's SyntaxError messages."""
-
-    def __init__(self) -> None:
-        self.stack: list[str] = []  # "key" / "value" (object) or "array"
-        self.state = "begin_value"
-        self.literal = b""
-        self.literal_pos = 0
-        self.hex_left = 0
-        self.end_top = False
-
-    def _fail(self, c: int, context: str) -> str:
-        return f"invalid character {_quote_char(c)} {context}"
-
-    def step(self, c: int) -> str | None:
-        st = self.state
-        if st == "end_top":
-            return None if c in _SPACE else self._fail(c, "after top-level value")
-        if st in ("begin_value", "begin_value_or_empty", "begin_string_or_empty", "begin_string"):
-            if c in _SPACE:
-                return None
-            if st == "begin_value_or_empty" and c == ord("]"):
-                return self._end_value(c)
-            if st == "begin_string_or_empty" and c == ord("}"):
-                self.stack[-1] = "value"
-                return self._end_value(c)
-            if st in ("begin_string", "begin_string_or_empty"):
-                if c == ord('"'):
-                    self.state = "string"
-                    return None
-                return self._fail(c, "looking for beginning of object key string")
-            return self._begin_value(c)
-        if st == "end_value":
-            return self._end_value(c)
-        if st == "string":
-            if c == ord('"'):
-                self.state = "end_value"
-            elif c == ord("\\"):
-                self.state = "string_esc"
-            elif c < 0x20:
-                return self._fail(c, "in string literal")
-            return None
-        if st == "string_esc":
-            if c in b'bfnrt\\/"':
-                self.state = "string"
-                return None
-            if c == ord("u"):
-                self.state, self.hex_left = "string_hex", 4
-                return None
-            return self._fail(c, "in string escape code")
-        if st == "string_hex":
-            if c not in _HEX:
-                return self._fail(c, "in \\u hexadecimal character escape")
-            self.hex_left -= 1
-            if self.hex_left == 0:
-                self.state = "string"
-            return None
-        if st == "literal":
-            want = self.literal[self.literal_pos]
-            if c != want:
-                word = self.literal.decode()
-                return self._fail(c, f"in literal {word} (expecting {_quote_char(want)})")
-            self.literal_pos += 1
-            if self.literal_pos == len(self.literal):
-                self.state = "end_value"
-            return None
-        return self._number(st, c)
-
-    def _number(self, st: str, c: int) -> str | None:
-        if st == "neg":
-            if c == ord("0"):
-                self.state = "zero"
-            elif c in _DIGITS:
-                self.state = "int"
-            else:
-                return self._fail(c, "in numeric literal")
-            return None
-        if st == "int" and c in _DIGITS:
-            return None
-        if st in ("int", "zero"):
-            if c == ord("."):
-                self.state = "dot"
-                return None
-            if c in b"eE":
-                self.state = "exp"
-                return None
-            return self._end_value(c)
-        if st == "dot":
-            if c in _DIGITS:
-                self.state = "frac"
-                return None
-            return self._fail(c, "after decimal point in numeric literal")
-        if st == "frac":
-            if c in _DIGITS:
-                return None
-            if c in b"eE":
-                self.state = "exp"
-                return None
-            return self._end_value(c)
-        if st == "exp" and c in b"+-":
-            self.state = "exp_sign"
-            return None
-        if st in ("exp", "exp_sign"):
-            if c in _DIGITS:
-                self.state = "exp_digits"
-                return None
-            return self._fail(c, "in exponent of numeric literal")
-        # exp_digits
-        if c in _DIGITS:
-            return None
-        return self._end_value(c)
-
-    def _begin_value(self, c: int) -> str | None:
-        if c == ord("{"):
-            self.stack.append("key")
-            self.state = "begin_string_or_empty"
-        elif c == ord("["):
-            self.stack.append("array")
-            self.state = "begin_value_or_empty"
-        elif c == ord('"'):
-            self.state = "string"
-        elif c == ord("-"):
-            self.state = "neg"
-        elif c == ord("0"):
-            self.state = "zero"
-        elif c in _DIGITS:
-            self.state = "int"
-        elif c in _LITERALS:
-            self.state, self.literal, self.literal_pos = "literal", _LITERALS[c], 1
-        else:
-            return self._fail(c, "looking for beginning of value")
-        return None
-
-    def _end_value(self, c: int) -> str | None:
-        if not self.stack:
-            self.state, self.end_top = "end_top", True
-            return self.step(c)
-        if c in _SPACE:
-            self.state = "end_value"
-            return None
-        top = self.stack[-1]
-        if top == "key":
-            if c == ord(":"):
-                self.stack[-1] = "value"
-                self.state = "begin_value"
-                return None
-            return self._fail(c, "after object key")
-        if top == "value":
-            if c == ord(","):
-                self.stack[-1] = "key"
-                self.state = "begin_string"
-                return None
-            if c == ord("}"):
-                return self._pop()
-            return self._fail(c, "after object key:value pair")
-        if c == ord(","):
-            self.state = "begin_value"
-            return None
-        if c == ord("]"):
-            return self._pop()
-        return self._fail(c, "after array element")
-
-    def _pop(self) -> None:
-        self.stack.pop()
-        if self.stack:
-            self.state = "end_value"
-        else:
-            self.state, self.end_top = "end_top", True
-        return None
-
-
-def _syntax_error(data: bytes) -> str | None:
-    """The SyntaxError text encoding/json's checkValid would return for data, or None when valid."""
-    sc = _Scanner()
-    for c in data:
-        err = sc.step(c)
-        if err:
-            return err
-    if sc.end_top:
-        return None
-    # Go feeds one space at EOF: it completes top-level numbers and reports half-read literals.
-    err = sc.step(ord(" "))
-    if err:
-        return err
-    return None if sc.end_top else "unexpected end of JSON input"
-
-
 def _parse_int(s: str) -> int | float:
     # Patch maps are decoded preserving int64; larger integers fall back to float64.
     v = int(s)
@@ -367,27 +158,15 @@ def _go_json(data: bytes, preserve_int64: bool) -> tuple[Any, str | None]:
     JSON and merge patches work on the raw bytes upstream, so their integers stay exact; strategic
     patches are decoded into int64/float64 first.
     """
-    err = _syntax_error(data)
+    err = syntax_error(data)
     if err:
         return None, err
     text = data.decode("utf-8", "replace")
     return (json.loads(text, parse_int=_parse_int) if preserve_int64 else json.loads(text)), None
 
 
-def _json_kind(v: Any) -> str:
-    if isinstance(v, dict):
-        return "object"
-    if isinstance(v, list):
-        return "array"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, bool):
-        return "bool"
-    return "number"
-
-
 def _unmarshal_type_error(v: Any, go_type: str) -> str:
-    return f"json: cannot unmarshal {_json_kind(v)} into Go value of type {go_type}"
+    return f"json: cannot unmarshal {json_kind(v)} into Go value of type {go_type}"
 
 
 def _json_patch_ops_type_error(v: Any, strict: bool) -> str | None:
@@ -404,7 +183,7 @@ def _json_patch_ops_type_error(v: Any, strict: bool) -> str | None:
         if strict:
             for name, value in op.items():
                 if name in ("op", "path", "from") and value is not None and not isinstance(value, str):
-                    return (f"json: cannot unmarshal {_json_kind(value)} into Go struct field "
+                    return (f"json: cannot unmarshal {json_kind(value)} into Go struct field "
                             f"jsonPatchOp.{name} of type string")
     return None
 

@@ -14,35 +14,24 @@ from typing import Any
 
 from kubegate.api.errors import Cause, bad_request, field_forbidden, field_invalid, field_required
 from kubegate.api.resources import Resource
+from kubegate.api.validation import names
 
 # ---------------------------------------------------------------------------------------------
 # Name and value validation (k8s.io/apimachinery/pkg/util/validation), as label keys need it.
 
-_QNAME_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
-_QNAME_MSG = ("must consist of alphanumeric characters, '-', '_' or '.', "
-              "and must start and end with an alphanumeric character")
-_LABEL_VALUE_FMT = "(" + _QNAME_FMT + ")?"
-_LABEL_VALUE_MSG = ("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' "
-                    "or '.', and must start and end with an alphanumeric character")
-_DNS1123_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_DNS1123_SUBDOMAIN_FMT = _DNS1123_LABEL_FMT + "(\\." + _DNS1123_LABEL_FMT + ")*"
-_DNS1123_SUBDOMAIN_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
-                          "'-' or '.', and must start and end with an alphanumeric character")
+# The shared primitives live in validation.names; label keys in selectors keep the
+# character-based IsQualifiedName wording.
+_QNAME_FMT = names._LABEL_KEY_FMT
+_QNAME_MSG = names._LABEL_KEY_MSG
+_LABEL_VALUE_FMT = names._LABEL_VALUE_FMT
+_LABEL_VALUE_MSG = names._LABEL_VALUE_MSG
+_DNS1123_SUBDOMAIN_FMT = names._DNS1123_SUBDOMAIN_FMT
+_DNS1123_SUBDOMAIN_MSG = names._DNS1123_SUBDOMAIN_MSG
 _QNAME_RE = re.compile(_QNAME_FMT)
 _LABEL_VALUE_RE = re.compile(_LABEL_VALUE_FMT)
 _DNS1123_SUBDOMAIN_RE = re.compile(_DNS1123_SUBDOMAIN_FMT)
-
-
-def _regex_error(msg: str, fmt: str, *examples: str) -> str:
-    if not examples:
-        return f"{msg} (regex used for validation is '{fmt}')"
-    # upstream appends "', " after every example and joins with " or ", hence the double spaces
-    shown = " or ".join(f"'{e}', " for e in examples)
-    return f"{msg} (e.g. {shown}regex used for validation is '{fmt}')"
-
-
-def _max_len_error(n: int) -> str:
-    return f"must be no more than {n} characters"
+_regex_error = names.regex_error
+_max_len_error = names.max_len_error
 
 
 def _dns1123_subdomain_errors(value: str) -> list[str]:

@@ -58,7 +58,7 @@ def decode_object(body: bytes) -> dict[str, Any]:
 def _unwrap_unknown(data: bytes) -> tuple[str, str, bytes]:
     api_version = kind = ""
     raw = b""
-    for num, _wt, val in iter_fields(data):
+    for num, wt, val in iter_fields(data):
         if num == 1 and wt == LEN:
             assert isinstance(val, bytes)
             for n2, w2, v2 in iter_fields(val):
@@ -111,7 +111,7 @@ def _utf8(b: bytes, what: str) -> str:
 
 def _decode_struct(defn: Definition, data: bytes) -> dict[str, Any]:
     seen: dict[str, Any] = {}
-    for num, _wt, val in iter_fields(data):
+    for num, wt, val in iter_fields(data):
         f = defn.by_number.get(num)
         if f is None:
             continue  # unknown fields are skipped, as gogo's generated unmarshallers do
@@ -247,7 +247,7 @@ def _decode_map_entry(f: Field, data: bytes) -> tuple[str, Any]:
     value: Any = None
     vtype = f.map_value or "string"
     is_msg = vtype in definitions()
-    for num, _wt, val in iter_fields(data):
+    for num, wt, val in iter_fields(data):
         if num == 1:
             key = _scalar(f.map_key or "string", wt, val, f.name)
         elif num == 2:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from kubegate.api.gojson import json_kind
+
 if TYPE_CHECKING:
     from kubegate.api.patch import FieldPatchMeta
 
@@ -189,18 +191,6 @@ class _Abort(Exception):
         self.message = message
 
 
-def _json_kind(v: Any) -> str:
-    if isinstance(v, dict):
-        return "object"
-    if isinstance(v, list):
-        return "array"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, bool):
-        return "bool"
-    return "number"
-
-
 def _go_number(v: float) -> str:
     text = repr(v)
     return text.replace("e+", "e") if "e" in text else text
@@ -219,7 +209,7 @@ class _TypeCheck:
     def mismatch(self, value: Any, go_type: str, struct: str, path: str, number_text: bool = False) -> None:
         if self.first is not None:
             return
-        what = _json_kind(value)
+        what = json_kind(value)
         if number_text:
             what = f"number {_go_number(value) if isinstance(value, float) else value}"
         self.first = _unmarshal_error(what, go_type, struct, path)
@@ -310,10 +300,10 @@ class _TypeCheck:
                                                or not -(1 << 31) <= value < (1 << 31)):
                 raise _Abort(_unmarshal_error(
                     f"number {_go_number(value)}" if isinstance(value, (int, float)) and not isinstance(
-                        value, bool) else _json_kind(value), "int32", struct, path))
+                        value, bool) else json_kind(value), "int32", struct, path))
         elif typ in (TIME, MICRO_TIME, DURATION):
             if not isinstance(value, str):
-                raise _Abort(_unmarshal_error(_json_kind(value), "string", struct, path))
+                raise _Abort(_unmarshal_error(json_kind(value), "string", struct, path))
             if typ == DURATION and not _DURATION.match(value):
                 raise _Abort(f'time: invalid duration "{value}"')
 
@@ -360,7 +350,7 @@ def type_error(defname: str, obj: Any) -> str | None:
     go_type = "v1." + defname.rsplit(".", 1)[-1]
     try:
         if not isinstance(obj, dict):
-            return _unmarshal_error(_json_kind(obj), go_type, "", "")
+            return _unmarshal_error(json_kind(obj), go_type, "", "")
         check.struct(defname, obj, "", go_type, "", top=True)
     except _Abort as e:
         return e.message

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from kubegate.api import errors
+from kubegate.api.gojson import json_kind
 from kubegate.api.resources import Resource
 from kubegate.server.negotiation import decode_body
 
@@ -55,7 +56,7 @@ def decode_object(r: Resource, kind: str, api_version: str, content_type: str | 
     if not isinstance(obj, dict):
         raise errors.bad_request(
             f"the object provided is unrecognized (must be of type {kind}): couldn't get version/kind; "
-            f"json parse error: json: cannot unmarshal {_json_type(obj)} into Go value of type "
+            f"json parse error: json: cannot unmarshal {json_kind(obj)} into Go value of type "
             "struct { APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; Kind string \"json:\\\"kind,omitempty\\\"\" }")
     got_kind = obj.get("kind") or ""
     got_av = obj.get("apiVersion") or ""
@@ -86,18 +87,6 @@ def decode_object(r: Resource, kind: str, api_version: str, content_type: str | 
         if k not in ("kind", "apiVersion"):
             out[k] = v
     return out, warnings
-
-
-def _json_type(v: Any) -> str:
-    if isinstance(v, list):
-        return "array"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, (int, float)):
-        return "number"
-    return "null"
 
 
 def _unknown(kind: str, api_version: str, obj: dict[str, Any]) -> list[str]:

@@ -8,6 +8,7 @@ import orjson
 import yaml
 
 from kubegate.api import errors
+from kubegate.api.gojson import syntax_error
 
 JSON = "application/json"
 YAML = "application/yaml"
@@ -121,14 +122,7 @@ def _json(body: bytes) -> Any:
         # Upstream quotes the first 30 bytes of the body after the decoder's error.
         snippet = body[:30].decode("utf-8", "replace")
         raise errors.bad_request(
-            f"couldn't get version/kind; json parse error: {_go_json_error(e, body)} ({snippet} ...)") from None
-
-
-def _go_json_error(e: orjson.JSONDecodeError, body: bytes) -> str:
-    if e.pos >= len(body.rstrip()):
-        return "unexpected end of JSON input"
-    ch = body[e.pos:e.pos + 1].decode("latin-1")
-    return f"invalid character '{ch}' looking for beginning of value"
+            f"couldn't get version/kind; json parse error: {syntax_error(body) or e} ({snippet} ...)") from None
 
 
 def dump_json(obj: Any) -> bytes:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from kubegate.api.selectors import SelectorError, parse_label_selector_or_error
+from kubegate.api.selectors import SelectorError, parse_label_selector_or_error, parse_raw_field_selector
 
 API_PREFIXES = frozenset({"api", "apis"})
 GROUPLESS_API_PREFIXES = frozenset({"api"})
@@ -57,67 +57,15 @@ def _watch_requested(value: str) -> bool:
     return value.lower() not in ("false", "0")
 
 
-def _split_terms(selector: str) -> list[str]:
-    terms: list[str] = []
-    start = 0
-    in_slash = False
-    for i, c in enumerate(selector):
-        if in_slash:
-            in_slash = False
-        elif c == "\\":
-            in_slash = True
-        elif c == ",":
-            terms.append(selector[start:i])
-            start = i + 1
-    terms.append(selector[start:])
-    return terms
-
-
-def _split_term(term: str) -> tuple[str, str, str] | None:
-    for i in range(len(term)):
-        for op in ("!=", "==", "="):
-            if term.startswith(op, i):
-                return term[:i], op, term[i + len(op):]
-    return None
-
-
-def _unescape_value(value: str) -> str:
-    out: list[str] = []
-    in_slash = False
-    for c in value:
-        if in_slash:
-            if c not in "\\,=":
-                raise ValueError(f"invalid escape sequence: \\{c}")
-            out.append(c)
-            in_slash = False
-        elif c == "\\":
-            in_slash = True
-        elif c in ",=":
-            raise ValueError(f"invalid field selector: unescaped rune {c!r}")
-        else:
-            out.append(c)
-    if in_slash:
-        raise ValueError("invalid escape sequence: \\")
-    return "".join(out)
-
-
 def field_selector_exact_match(selector: str, field: str) -> str | None:
     """Parse a field selector as upstream's fields.ParseSelector and return the value the selector
     requires `field` to equal, or None. Raises ValueError for a selector upstream rejects."""
     if not selector:
         return None
-    found: str | None = None
-    for part in sorted(_split_terms(selector)):
-        if not part:
-            continue
-        split = _split_term(part)
-        if split is None:
-            raise ValueError(f"invalid selector: '{selector}'; can't understand '{part}'")
-        lhs, op, rhs = split
-        value = _unescape_value(rhs)
-        if found is None and op != "!=" and lhs == field:
-            found = value
-    return found
+    try:
+        return parse_raw_field_selector(selector).requires_exact_match(field)
+    except SelectorError as e:
+        raise ValueError(str(e)) from None
 
 
 def _valid_path_segment_name(name: str) -> bool:

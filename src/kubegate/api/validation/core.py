@@ -16,7 +16,7 @@ from kubegate.api.errors import (
 
 from . import names, quantity
 from .common import d, field_not_found, lst, nonnegative, s
-from .gojson import unmarshal_object_error
+from kubegate.api.gojson import unmarshal_object_error
 from .meta import (
     immutable, validate_annotations, validate_labels, validate_object_meta, validate_object_meta_update,
 )
