@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives import serialization
 
 from kubegate.pki import certs
 from kubegate.pki.kubeconfig import write_kubeconfig
+from tests.fixtures import GOLDENS
 
 KUBECTL = "/usr/bin/kubectl"
-GOLDENS = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "apiserver-goldens"
 
 
 @dataclass

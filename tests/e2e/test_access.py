@@ -84,3 +84,25 @@ def test_healthz_verbose_format(cluster: Cluster) -> None:
     r = cluster.curl("/livez/nosuchcheck")
     assert r.code == 404 and r.stdout == "404 page not found\n"
     assert cluster.curl("/readyz?verbose&exclude=etcd").stdout.splitlines()[2] == "[+]etcd excluded: ok"
+
+
+def _essence(obj: dict) -> dict:
+    m = obj["metadata"]
+    keep = {k: obj.get(k) for k in ("rules", "aggregationRule", "roleRef", "subjects") if obj.get(k) is not None}
+    return {"name": m["name"], "namespace": m.get("namespace"), "labels": m.get("labels"),
+            "annotations": m.get("annotations"), **keep}
+
+
+def test_fresh_server_holds_upstream_default_rbac(cluster: Cluster) -> None:
+    import yaml
+    from tests.fixtures import FIXTURES
+    for plural, path in (("clusterroles", "/apis/rbac.authorization.k8s.io/v1/clusterroles"),
+                         ("clusterrolebindings", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"),
+                         ("roles", "/apis/rbac.authorization.k8s.io/v1/roles"),
+                         ("rolebindings", "/apis/rbac.authorization.k8s.io/v1/rolebindings")):
+        want = {(o["metadata"].get("namespace"), o["metadata"]["name"]): _essence(o)
+                for o in yaml.safe_load((FIXTURES / "rbac-bootstrap" / f"{plural}.yaml").read_text())["items"]}
+        _, _, got_list = cluster.request("GET", path)
+        got = {(o["metadata"].get("namespace"), o["metadata"]["name"]): _essence(o) for o in got_list["items"]}
+        for key, obj in want.items():
+            assert got.get(key) == obj, (plural, key)

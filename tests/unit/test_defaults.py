@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from kubegate.api.defaults import apply_defaults, qos_class
 from kubegate.api.resources import RESOURCES, Resource
 
-GOLDENS = Path("/work/shared/fixtures/apiserver-goldens")
+from tests.fixtures import GOLDENS
 
 
 def res(group: str, kind: str) -> Resource:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ from kubegate.api.patch import (
     strategic_merge_patch,
 )
 
-GOLDENS = Path("/work/shared/fixtures/apiserver-goldens")
+from tests.fixtures import GOLDENS
 GENERIC_422 = "the server rejected our request due to an error in our request"
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -16,7 +15,7 @@ from kubegate.authz.rbac import PolicyRule, RBACAuthorizer, covers, rule_allows
 from kubegate.authz.types import Attributes, Decision
 from kubegate.server.requestinfo import parse_request_info
 
-GOLDENS = Path("/work/shared/fixtures/apiserver-goldens")
+from tests.fixtures import GOLDENS
 KIND_BY_PLURAL = {"clusterroles": "ClusterRole", "clusterrolebindings": "ClusterRoleBinding",
                   "roles": "Role", "rolebindings": "RoleBinding"}
 

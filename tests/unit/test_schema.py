@@ -53,7 +53,7 @@ def test_unknown_fields_nested_and_maps() -> None:
     assert unknown_fields("io.k8s.api.core.v1.ResourceQuota", q) == ["spec.scopeSelector.matchExpressions[0].op"]
 
 
-GOLDENS = Path("/work/shared/fixtures/apiserver-goldens")
+from tests.fixtures import GOLDENS
 POD = "io.k8s.api.core.v1.Pod"
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +12,9 @@ from kubegate.api.errors import StatusError
 from kubegate.api.resources import Resource
 from kubegate.api.tables import human_duration, partial_object_metadata_list, to_table
 
-GOLDENS = Path("/work/shared/fixtures/apiserver-goldens/tables")
+from tests.fixtures import GOLDENS as _ALL_GOLDENS
+
+GOLDENS = _ALL_GOLDENS / "tables"
 NOW = datetime(2026, 11, 23, 11, 18, 32, tzinfo=timezone.utc)
 CREATED = "2026-11-23T11:18:29Z"  # three seconds before NOW
 

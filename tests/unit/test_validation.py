@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +19,7 @@ from kubegate.api.validation import validate, validate_status
 from kubegate.api.validation import names
 from kubegate.api.gojson import unmarshal_object_error
 
-GOLDENS = Path("/work/shared/fixtures/apiserver-goldens")
+from tests.fixtures import GOLDENS
 
 
 def res(group: str, kind: str) -> Resource:
