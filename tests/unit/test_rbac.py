@@ -12,7 +12,9 @@ from kubegate.authn.user import UserInfo
 from kubegate.authz.bootstrap import default_policy
 from kubegate.authz.messages import forbidden_message, go_quote
 from kubegate.authz.rbac import PolicyRule, RBACAuthorizer, covers, rule_allows
-from kubegate.authz.types import Attributes, Decision
+from kubegate.authz.always import EVERYTHING, AlwaysAllow, AlwaysDeny
+from kubegate.authz.types import Attributes, Decision, RuleSet
+from kubegate.authz.union import UnionRuleResolver
 from kubegate.server.requestinfo import parse_request_info
 
 from tests.fixtures import GOLDENS
@@ -156,10 +158,10 @@ def _split_rules(rules: list[PolicyRule]) -> tuple[list[dict[str, Any]], list[di
 def test_rules_for_matches_self_subject_rules_reviews(cluster: RBACAuthorizer, golden: str,
                                                       user: UserInfo) -> None:
     d = load(golden)
-    rules, errors = cluster.rules_for(user, d["request"]["body"]["spec"]["namespace"])
+    found = cluster.rules_for(user, d["request"]["body"]["spec"]["namespace"])
     status = d["response"]["body"]["status"]
-    assert errors == []
-    assert _split_rules(rules) == (status["resourceRules"], status["nonResourceRules"])
+    assert found.errors == () and not found.incomplete
+    assert _split_rules(list(found.rules)) == (status["resourceRules"], status["nonResourceRules"])
 
 
 # --- defaults ---
@@ -227,8 +229,13 @@ def test_missing_roles_are_reported_in_the_deny_reason() -> None:
     result = rbac.authorize(res(jane, "list", "pods", "default"))
     assert result.reason == ('RBAC: [clusterrole.rbac.authorization.k8s.io "foo" not found, '
                              'role.rbac.authorization.k8s.io "bar" not found]')
-    assert rbac.rules_for(jane, "default") == ([], ['clusterrole.rbac.authorization.k8s.io "foo" not found',
-                                                    'role.rbac.authorization.k8s.io "bar" not found'])
+    assert rbac.rules_for(jane, "default") == RuleSet(errors=(
+        'clusterrole.rbac.authorization.k8s.io "foo" not found', 'role.rbac.authorization.k8s.io "bar" not found'))
+    # In a chain the RBAC errors stay one aggregate, as upstream nests utilerrors aggregates.
+    chained = UnionRuleResolver([AlwaysDeny(), rbac, AlwaysAllow()]).rules_for(jane, "default")
+    assert chained.errors == ('[clusterrole.rbac.authorization.k8s.io "foo" not found, '
+                              'role.rbac.authorization.k8s.io "bar" not found]',)
+    assert chained.rules == EVERYTHING.rules and not chained.incomplete
     err = forbidden_message(res(jane, "list", "pods", "default"), result.reason)
     assert err.message == ('pods is forbidden: User "jane" cannot list resource "pods" in API group "" in the '
                            'namespace "default": RBAC: [clusterrole.rbac.authorization.k8s.io "foo" not found, '

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from kubegate.authn.union import aggregate_message
 from kubegate.authn.user import UserInfo, service_account_username
 from kubegate.authz.messages import go_quote
-from kubegate.authz.types import Attributes, AuthzResult, Decision
+from kubegate.authz.types import Attributes, AuthzResult, Decision, PolicyRule, RuleSet
 
 VERB_ALL = "*"
 API_GROUP_ALL = "*"
@@ -25,29 +25,6 @@ KIND_ROLE = "Role"
 KIND_CLUSTER_ROLE = "ClusterRole"
 KIND_ROLE_BINDING = "RoleBinding"
 KIND_CLUSTER_ROLE_BINDING = "ClusterRoleBinding"
-
-
-@dataclass(frozen=True)
-class PolicyRule:
-    verbs: tuple[str, ...] = ()
-    api_groups: tuple[str, ...] = ()
-    resources: tuple[str, ...] = ()
-    resource_names: tuple[str, ...] = ()
-    non_resource_urls: tuple[str, ...] = ()
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> PolicyRule:
-        return cls(tuple(d.get("verbs") or ()), tuple(d.get("apiGroups") or ()), tuple(d.get("resources") or ()),
-                   tuple(d.get("resourceNames") or ()), tuple(d.get("nonResourceURLs") or ()))
-
-    def to_dict(self) -> dict[str, list[str]]:
-        """rbac/v1 PolicyRule JSON (empty lists omitted, as upstream's omitempty)."""
-        out: dict[str, list[str]] = {"verbs": list(self.verbs)}
-        for key, value in (("apiGroups", self.api_groups), ("resources", self.resources),
-                           ("resourceNames", self.resource_names), ("nonResourceURLs", self.non_resource_urls)):
-            if value:
-                out[key] = list(value)
-        return out
 
 
 @dataclass(frozen=True)
@@ -331,8 +308,9 @@ class RBACAuthorizer:
         reason = f"RBAC: {aggregate_message(errors)}" if errors else ""
         return AuthzResult(Decision.NO_OPINION, reason)
 
-    def rules_for(self, user: UserInfo, namespace: str) -> tuple[list[PolicyRule], list[str]]:
-        """Every rule granted to `user` in `namespace` ("" = cluster bindings only), plus resolution errors."""
+    def rules_for(self, user: UserInfo, namespace: str) -> RuleSet:
+        """Every rule granted to `user` in `namespace` ("" = cluster bindings only); a binding whose
+        role is missing is reported as an error, as upstream does, not as incompleteness."""
         rules: list[PolicyRule] = []
         errors: list[str] = []
         for _, _, rule, error in self._visit(user, namespace):
@@ -340,7 +318,7 @@ class RBACAuthorizer:
                 rules.append(rule)
             else:
                 errors.append(error)
-        return rules, errors
+        return RuleSet(tuple(rules), errors=tuple(errors))
 
     def cluster_role_rules(self, name: str) -> tuple[PolicyRule, ...] | None:
         return self._cluster_roles.get(name)

@@ -1,10 +1,12 @@
-"""Chain of authorizers (upstream authorization/union): the first Allow or Deny decides."""
+"""Chains of authorizers and of rule resolvers (upstream authorization/union): the first Allow or
+Deny decides; rules are the concatenation of every resolver's."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from kubegate.authn.union import aggregate_message
-from kubegate.authz.types import Attributes, Authorizer, AuthzResult, Decision
+from kubegate.authn.user import UserInfo
+from kubegate.authz.types import Attributes, Authorizer, AuthzResult, Decision, RuleResolver, RuleSet
 
 
 class UnionAuthorizer:
@@ -24,3 +26,14 @@ class UnionAuthorizer:
                 return result
         return AuthzResult(Decision.NO_OPINION, "\n".join(reasons),
                            aggregate_message(errors) if errors else None)
+
+
+class UnionRuleResolver:
+    def __init__(self, resolvers: Sequence[RuleResolver]) -> None:
+        self._resolvers = tuple(resolvers)
+
+    def rules_for(self, user: UserInfo, namespace: str) -> RuleSet:
+        sets = [r.rules_for(user, namespace) for r in self._resolvers]
+        # Each resolver's errors are already one aggregate upstream, so they nest as "[a, b]".
+        return RuleSet(tuple(rule for s in sets for rule in s.rules), any(s.incomplete for s in sets),
+                       tuple(aggregate_message(s.errors) for s in sets if s.errors))

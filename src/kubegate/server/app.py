@@ -16,7 +16,6 @@ from aiohttp import web
 
 from kubegate.api import defaults, errors, validation
 from kubegate.api.errors import StatusError
-from kubegate.api.registry import ResourceRegistry
 from kubegate.api.resources import RESOURCES, Resource, lookup
 from kubegate.authn import AuthenticationError, AuthRequest
 from kubegate.authn.user import UserInfo
@@ -30,7 +29,6 @@ from kubegate.server.responses import (
     BASE_HEADERS, not_found_page, object_response, status_response, text_response,
 )
 from kubegate.server.rest import Request, RESTHandler
-from kubegate.storage.cache import CacheSet
 
 log = logging.getLogger("kubegate.server")
 
@@ -50,13 +48,10 @@ class Components:
     """Everything the request path calls; built by kubegate.server.composition."""
 
     store: Any
-    caches: CacheSet
-    registries: dict[tuple[str, str, str], ResourceRegistry]
     authenticate: Callable[[AuthRequest], UserInfo]
     authorizer: Any
     rest: RESTHandler
     discovery: Discovery
-    nonresource: dict[str, Callable[[web.Request, RequestInfo, UserInfo], Awaitable[web.StreamResponse]]]
     reviews: Any
     openapi: Any
     background: list[Callable[[], Awaitable[None]]]
@@ -78,7 +73,7 @@ class APIServer:
         }
 
     def _store_check(self) -> str | None:
-        return None if not getattr(self.c.store, "closed", False) else "store closed"
+        return "store closed" if self.c.store.closed else None
 
     def _ready_check(self) -> str | None:
         return None if self.ready else "not finished"
@@ -166,9 +161,6 @@ class APIServer:
             if res is None:
                 return not_found_page()
             return text_response(res[1], res[0])
-        handler = self.c.nonresource.get(path.rstrip("/") or "/")
-        if handler is not None:
-            return await handler(http, info, user)
         if parts and parts[0] == "openapi":
             return await self.c.openapi.serve(http)
         if parts and parts[0] in ("api", "apis"):

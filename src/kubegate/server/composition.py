@@ -18,7 +18,7 @@ from kubegate.authn.x509 import X509Authenticator
 from kubegate.authz.always import AlwaysAllow, AlwaysDeny
 from kubegate.authz.privileged import PrivilegedGroups
 from kubegate.authz.rbac import RBACAuthorizer
-from kubegate.authz.union import UnionAuthorizer
+from kubegate.authz.union import UnionAuthorizer, UnionRuleResolver
 from kubegate.controllers.bootstrap import ensure_namespaces, reconcile_rbac
 from kubegate.controllers.namespace import NamespaceController
 from kubegate.server import app as app_mod
@@ -45,11 +45,12 @@ def _pki(cfg: ServerConfig) -> tuple[str, str, str]:
             cfg.client_ca_file or str(pki / "ca.crt"))
 
 
-def _authorizer(cfg: ServerConfig, rbac: RBACAuthorizer) -> UnionAuthorizer:
-    chain: list[Any] = [PrivilegedGroups()]
-    for mode in cfg.authorization_modes:
-        chain.append({"AlwaysAllow": AlwaysAllow, "AlwaysDeny": AlwaysDeny}[mode]() if mode != "RBAC" else rbac)
-    return UnionAuthorizer(chain)
+def _authorizer(cfg: ServerConfig, rbac: RBACAuthorizer) -> tuple[UnionAuthorizer, UnionRuleResolver]:
+    """The authorizer chain and the rule resolvers behind SelfSubjectRulesReview. Upstream leaves
+    the system:masters authorizer out of rule resolution; cluster-admin's binding covers it."""
+    modes: list[Any] = [{"AlwaysAllow": AlwaysAllow, "AlwaysDeny": AlwaysDeny}[mode]() if mode != "RBAC" else rbac
+                        for mode in cfg.authorization_modes]
+    return UnionAuthorizer([PrivilegedGroups(), *modes]), UnionRuleResolver(modes)
 
 
 def _authenticator(cfg: ServerConfig, client_ca: str) -> Any:
@@ -95,7 +96,7 @@ async def build(cfg: ServerConfig) -> tuple[app_mod.Components, ssl.SSLContext]:
         informers.append(inf)
         reg.after_write = inf.wait_for  # a written role or binding takes effect before the reply
 
-    authorizer = _authorizer(cfg, rbac)
+    authorizer, rule_resolver = _authorizer(cfg, rbac)
     authn = _authenticator(cfg, client_ca)
 
     def authenticate(req: AuthRequest) -> UserInfo:
@@ -123,9 +124,9 @@ async def build(cfg: ServerConfig) -> tuple[app_mod.Components, ssl.SSLContext]:
     background = [inf.run for inf in informers] + [ns_controller.run]
     host = cfg.advertise_address or cfg.bind_address
     comps = app_mod.Components(
-        store=store, caches=caches, registries=registries, authenticate=authenticate, authorizer=authorizer,
-        rest=rest, discovery=Discovery(f"{host}:{cfg.secure_port}"), nonresource={},
-        reviews=Reviews(authorizer, rbac), openapi=OpenAPI(), background=background)
+        store=store, authenticate=authenticate, authorizer=authorizer,
+        rest=rest, discovery=Discovery(f"{host}:{cfg.secure_port}"),
+        reviews=Reviews(authorizer, rule_resolver), openapi=OpenAPI(), background=background)
     return comps, ssl_ctx
 
 

@@ -22,7 +22,6 @@ class ServerConfig:
     apiserver_cert_extra_sans: list[str] = field(default_factory=list)
     key_type: str = "ecdsa"
     shutdown_delay: float = 0.0
-    compaction_interval: float = 60.0
 
     @property
     def db_path(self) -> Path:

@@ -300,7 +300,9 @@ class RESTHandler:
             status = reg.delete_status(d.obj)
             if status is not None:
                 return object_response(status, 200, out)
-        return object_response(d.obj, 200 if deleted_now or r.plural == "namespaces" else 202, out)
+        # Upstream answers 202 only for a pending delete that asked for cascading explicitly.
+        accepted = not deleted_now and options.get("orphanDependents") is False
+        return object_response(d.obj, 202 if accepted else 200, out)
 
     async def delete_collection(self, req: Request) -> web.StreamResponse:
         r = req.resource

@@ -11,7 +11,8 @@ from kubegate.api import errors
 from kubegate.api.objects import now_rfc3339
 from kubegate.api.resources import Resource
 from kubegate.authn.user import UserInfo
-from kubegate.authz.types import Attributes, Decision
+from kubegate.authn.union import aggregate_message
+from kubegate.authz.types import Attributes, Authorizer, Decision, PolicyRule, RuleResolver
 from kubegate.server.bodies import decode_object, read_body
 from kubegate.server.negotiation import negotiate_object
 from kubegate.server.requestinfo import RequestInfo
@@ -70,9 +71,9 @@ def user_info_json(user: UserInfo) -> dict[str, Any]:
 
 
 class Reviews:
-    def __init__(self, authorizer: Any, rbac: Any) -> None:
+    def __init__(self, authorizer: Authorizer, rules: RuleResolver) -> None:
         self.authorizer = authorizer
-        self.rbac = rbac
+        self.rules = rules
 
     async def serve(self, http: web.Request, info: RequestInfo, r: Resource, user: UserInfo) -> web.StreamResponse:
         if info.verb != "create" or info.name:
@@ -87,7 +88,9 @@ class Reviews:
             obj["metadata"]["creationTimestamp"] = now_rfc3339()
             obj["status"] = {"userInfo": user_info_json(user)}
         elif r.plural == "selfsubjectrulesreviews":
-            obj["status"] = self._rules(spec, user)
+            # Upstream answers a fresh object: the request's spec is not echoed.
+            obj = {"kind": obj["kind"], "apiVersion": obj["apiVersion"], "metadata": {}, "spec": {},
+                   "status": self._rules(spec, user)}
         else:
             subject = user
             if r.plural in ("subjectaccessreviews", "localsubjectaccessreviews"):
@@ -116,4 +119,25 @@ class Reviews:
         ns = spec.get("namespace") or ""
         if not ns:
             raise errors.bad_request("no namespace on request")
-        return self.rbac.rules_review(user, ns)
+        found = self.rules.rules_for(user, ns)
+        status: dict[str, Any] = {
+            "resourceRules": [_resource_rule(r) for r in found.rules if r.resources],
+            "nonResourceRules": [_non_resource_rule(r) for r in found.rules if r.non_resource_urls],
+            "incomplete": found.incomplete,
+        }
+        if found.errors:
+            status["evaluationError"] = aggregate_message(found.errors)
+        return status
+
+
+def _resource_rule(rule: PolicyRule) -> dict[str, Any]:
+    out: dict[str, Any] = {"verbs": list(rule.verbs)}
+    for key, value in (("apiGroups", rule.api_groups), ("resources", rule.resources),
+                       ("resourceNames", rule.resource_names)):
+        if value:
+            out[key] = list(value)
+    return out
+
+
+def _non_resource_rule(rule: PolicyRule) -> dict[str, Any]:
+    return {"verbs": list(rule.verbs), "nonResourceURLs": list(rule.non_resource_urls)}
