@@ -130,7 +130,7 @@ def test_self_subject_access_reviews(cluster: RBACAuthorizer, golden: str) -> No
     else:
         nra = spec["nonResourceAttributes"]
         attrs = nonres(ALICE, nra["verb"], nra["path"])
-    result = cluster.authorize(attrs)
+    result = cluster.decide(attrs)
     status = d["response"]["body"]["status"]
     assert result.allowed is status["allowed"]
     assert result.reason == status.get("reason", "")
@@ -139,7 +139,7 @@ def test_self_subject_access_reviews(cluster: RBACAuthorizer, golden: str) -> No
 def test_subject_access_review_for_service_account(cluster: RBACAuthorizer) -> None:
     sa = UserInfo("system:serviceaccount:golden-authz:default", "",
                   ("system:serviceaccounts", "system:serviceaccounts:golden-authz", "system:authenticated"))
-    assert cluster.authorize(res(sa, "get", "configmaps", "golden-authz")).decision is Decision.NO_OPINION
+    assert cluster.decide(res(sa, "get", "configmaps", "golden-authz")).decision is Decision.NO_OPINION
 
 
 def _split_rules(rules: list[PolicyRule]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -167,26 +167,26 @@ def test_rules_for_matches_self_subject_rules_reviews(cluster: RBACAuthorizer, g
 # --- defaults ---
 
 def test_default_policy_bindings(cluster: RBACAuthorizer) -> None:
-    assert cluster.authorize(nonres(ANON, "get", "/healthz")).reason == (
+    assert cluster.decide(nonres(ANON, "get", "/healthz")).reason == (
         'RBAC: allowed by ClusterRoleBinding "system:public-info-viewer" of ClusterRole '
         '"system:public-info-viewer" to Group "system:unauthenticated"')
-    assert not cluster.authorize(nonres(ANON, "get", "/api")).allowed
-    assert not cluster.authorize(res(ANON, "list", "namespaces")).allowed
-    assert cluster.authorize(res(ADMIN, "delete", "nodes", name="n")).allowed
+    assert not cluster.decide(nonres(ANON, "get", "/api")).allowed
+    assert not cluster.decide(res(ANON, "list", "namespaces")).allowed
+    assert cluster.decide(res(ADMIN, "delete", "nodes", name="n")).allowed
     kubeadm_admin = UserInfo("kubeadm-user", "", ("kubeadm:cluster-admins",))
-    assert cluster.authorize(res(kubeadm_admin, "create", "secrets", "kube-system")).reason == (
+    assert cluster.decide(res(kubeadm_admin, "create", "secrets", "kube-system")).reason == (
         'RBAC: allowed by ClusterRoleBinding "kubeadm:cluster-admins" of ClusterRole "cluster-admin" '
         'to Group "kubeadm:cluster-admins"')
     kubelet_client = UserInfo("kube-apiserver-kubelet-client", "", ("system:authenticated",))
-    assert cluster.authorize(res(kubelet_client, "get", "nodes", name="n1", subresource="proxy")).allowed
+    assert cluster.decide(res(kubelet_client, "get", "nodes", name="n1", subresource="proxy")).allowed
     scheduler = UserInfo("system:kube-scheduler")
-    assert cluster.authorize(res(scheduler, "create", "pods", "ns", name="p", subresource="binding")).allowed
+    assert cluster.decide(res(scheduler, "create", "pods", "ns", name="p", subresource="binding")).allowed
     dns = UserInfo("system:serviceaccount:kube-system:kube-dns")
-    assert cluster.authorize(res(dns, "list", "endpoints")).reason == (
+    assert cluster.decide(res(dns, "list", "endpoints")).reason == (
         'RBAC: allowed by ClusterRoleBinding "system:kube-dns" of ClusterRole "system:kube-dns" '
         'to ServiceAccount "kube-dns/kube-system"')
     signer = UserInfo("system:serviceaccount:kube-system:bootstrap-signer")
-    assert cluster.authorize(res(signer, "update", "configmaps", "kube-public", name="cluster-info")).reason == (
+    assert cluster.decide(res(signer, "update", "configmaps", "kube-public", name="cluster-info")).reason == (
         'RBAC: allowed by RoleBinding "system:controller:bootstrap-signer/kube-public" of Role '
         '"system:controller:bootstrap-signer" to ServiceAccount "bootstrap-signer/kube-system"')
 
@@ -211,22 +211,22 @@ def test_service_account_subjects() -> None:
                                               [{"kind": "ServiceAccount", "name": "builder"}]))
     sa = UserInfo("system:serviceaccount:ci:builder")
     # namespace defaults to the binding's; an SA subject without namespace on a CRB matches nobody
-    assert rbac.authorize(res(sa, "get", "pods", "ci")).reason == (
+    assert rbac.decide(res(sa, "get", "pods", "ci")).reason == (
         'RBAC: allowed by RoleBinding "rb/ci" of ClusterRole "reader" to ServiceAccount "builder/ci"')
-    assert not rbac.authorize(res(sa, "get", "pods", "other")).allowed
+    assert not rbac.decide(res(sa, "get", "pods", "other")).allowed
     other_ns_sa = UserInfo("system:serviceaccount:other:builder")
-    assert not rbac.authorize(res(other_ns_sa, "get", "pods", "ci")).allowed
+    assert not rbac.decide(res(other_ns_sa, "get", "pods", "ci")).allowed
 
 
 def test_missing_roles_are_reported_in_the_deny_reason() -> None:
     rbac = RBACAuthorizer()
     rbac.upsert("ClusterRoleBinding", binding("b1", "ClusterRole", "foo", [{"kind": "User", "name": "jane"}]))
     jane = UserInfo("jane")
-    result = rbac.authorize(res(jane, "list", "pods", "default"))
+    result = rbac.decide(res(jane, "list", "pods", "default"))
     assert (result.decision, result.reason, result.error) == (
         Decision.NO_OPINION, 'RBAC: clusterrole.rbac.authorization.k8s.io "foo" not found', None)
     rbac.upsert("RoleBinding", binding("b2", "Role", "bar", [{"kind": "User", "name": "jane"}], "default"))
-    result = rbac.authorize(res(jane, "list", "pods", "default"))
+    result = rbac.decide(res(jane, "list", "pods", "default"))
     assert result.reason == ('RBAC: [clusterrole.rbac.authorization.k8s.io "foo" not found, '
                              'role.rbac.authorization.k8s.io "bar" not found]')
     assert rbac.rules_for(jane, "default") == RuleSet(errors=(
@@ -242,14 +242,14 @@ def test_missing_roles_are_reported_in_the_deny_reason() -> None:
                            'role.rbac.authorization.k8s.io "bar" not found]')
     # creating the role fixes it: lookups are by name at decision time
     rbac.upsert("ClusterRole", role("foo", [{"verbs": ["list"], "apiGroups": [""], "resources": ["pods"]}]))
-    assert rbac.authorize(res(jane, "list", "pods", "default")).allowed
+    assert rbac.decide(res(jane, "list", "pods", "default")).allowed
 
 
 def test_role_in_other_namespace_does_not_apply() -> None:
     rbac = RBACAuthorizer()
     rbac.upsert("Role", role("r", [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}], "a"))
     rbac.upsert("RoleBinding", binding("rb", "Role", "r", [{"kind": "User", "name": "u"}], "b"))
-    result = rbac.authorize(res(UserInfo("u"), "get", "pods", "b"))
+    result = rbac.decide(res(UserInfo("u"), "get", "pods", "b"))
     assert result.reason == 'RBAC: role.rbac.authorization.k8s.io "r" not found'
 
 
@@ -257,9 +257,9 @@ def test_non_resource_rules_only_via_cluster_role_bindings() -> None:
     rbac = RBACAuthorizer()
     rbac.upsert("ClusterRole", role("metrics", [{"verbs": ["get"], "nonResourceURLs": ["/metrics"]}]))
     rbac.upsert("RoleBinding", binding("rb", "ClusterRole", "metrics", [{"kind": "User", "name": "u"}], "ns"))
-    assert not rbac.authorize(nonres(UserInfo("u"), "get", "/metrics")).allowed
+    assert not rbac.decide(nonres(UserInfo("u"), "get", "/metrics")).allowed
     rbac.upsert("ClusterRoleBinding", binding("crb", "ClusterRole", "metrics", [{"kind": "User", "name": "u"}]))
-    assert rbac.authorize(nonres(UserInfo("u"), "get", "/metrics")).allowed
+    assert rbac.decide(nonres(UserInfo("u"), "get", "/metrics")).allowed
 
 
 def test_update_and_delete_keep_the_index_current() -> None:
@@ -268,15 +268,15 @@ def test_update_and_delete_keep_the_index_current() -> None:
     rbac.upsert("ClusterRoleBinding", binding("b", "ClusterRole", "r", [{"kind": "User", "name": "old"}]))
     attrs_old = res(UserInfo("old"), "get", "pods", "ns")
     attrs_new = res(UserInfo("new", "", ("team",)), "get", "pods", "ns")
-    assert rbac.authorize(attrs_old).allowed and not rbac.authorize(attrs_new).allowed
+    assert rbac.decide(attrs_old).allowed and not rbac.decide(attrs_new).allowed
     rbac.upsert("ClusterRoleBinding", binding("b", "ClusterRole", "r", [{"kind": "Group", "name": "team"}]))
-    assert not rbac.authorize(attrs_old).allowed and rbac.authorize(attrs_new).allowed
+    assert not rbac.decide(attrs_old).allowed and rbac.decide(attrs_new).allowed
     rbac.delete("ClusterRoleBinding", {"metadata": {"name": "b"}})
-    assert not rbac.authorize(attrs_new).allowed
+    assert not rbac.decide(attrs_new).allowed
     rbac.upsert("RoleBinding", binding("b", "ClusterRole", "r", [{"kind": "Group", "name": "team"}], "ns"))
-    assert rbac.authorize(attrs_new).allowed
+    assert rbac.decide(attrs_new).allowed
     rbac.delete("ClusterRole", {"metadata": {"name": "r"}})
-    assert not rbac.authorize(attrs_new).allowed
+    assert not rbac.decide(attrs_new).allowed
 
 
 def test_first_matching_subject_is_reported_and_bindings_visited_by_name() -> None:
@@ -285,7 +285,7 @@ def test_first_matching_subject_is_reported_and_bindings_visited_by_name() -> No
     subjects = [{"kind": "Group", "name": "g2"}, {"kind": "User", "name": "u"}]
     rbac.upsert("ClusterRoleBinding", binding("zz", "ClusterRole", "r", subjects))
     rbac.upsert("ClusterRoleBinding", binding("aa", "ClusterRole", "r", subjects))
-    assert rbac.authorize(res(UserInfo("u", "", ("g2",)), "get", "pods")).reason == (
+    assert rbac.decide(res(UserInfo("u", "", ("g2",)), "get", "pods")).reason == (
         'RBAC: allowed by ClusterRoleBinding "aa" of ClusterRole "r" to Group "g2"')
 
 
@@ -306,12 +306,12 @@ def test_decision_independent_of_unrelated_bindings() -> None:
     cases = [res(ALICE, "list", "pods", "golden-authz"), res(ALICE, "delete", "pods", "golden-authz", name="p"),
              res(BOB, "get", "secrets", "golden-authz", name="s"), nonres(ALICE, "get", "/metrics")]
     for attrs in cases:
-        assert small.authorize(attrs) == large.authorize(attrs)
+        assert small.decide(attrs) == large.decide(attrs)
     # and costs about the same: well under a millisecond per decision either way
     attrs = res(BOB, "get", "secrets", "golden-authz", name="s")
     start = time.perf_counter()
     for _ in range(200):
-        large.authorize(attrs)
+        large.decide(attrs)
     assert (time.perf_counter() - start) / 200 < 0.002
 
 
@@ -347,7 +347,7 @@ def test_forbidden_message_matches_golden(cluster: RBACAuthorizer, golden: str) 
                        api_group=ri.api_group, api_version=ri.api_version, resource=ri.resource,
                        subresource=ri.subresource, name=ri.name, resource_request=ri.is_resource_request,
                        path=ri.path)
-    err = forbidden_message(attrs, cluster.authorize(attrs).reason)
+    err = forbidden_message(attrs, cluster.decide(attrs).reason)
     assert err.code == d["response"]["status"]
     assert err.status() == d["response"]["body"]
     assert err.headers["X-Content-Type-Options"] == d["response"]["headers"]["X-Content-Type-Options"]
@@ -360,7 +360,7 @@ def test_forbidden_message_for_access_review_goldens(cluster: RBACAuthorizer) ->
         ri = parse_request_info(d["request"]["method"], d["request"]["path"], {})
         attrs = Attributes(user=user, verb=ri.verb, namespace=ri.namespace, api_group=ri.api_group,
                            resource=ri.resource, resource_request=True, path=ri.path)
-        assert not cluster.authorize(attrs).allowed
+        assert not cluster.decide(attrs).allowed
         assert forbidden_message(attrs, "").status() == d["response"]["body"]
 
 

@@ -1,6 +1,7 @@
 """Authenticator and authorizer composition: union rules, group adder, anonymous, privileged, always."""
 from __future__ import annotations
 
+from asyncio import run
 from dataclasses import dataclass
 
 import pytest
@@ -28,7 +29,7 @@ class Fixed:
     groups: tuple[str, ...] = ()
     calls: int = 0
 
-    def authenticate(self, req: AuthRequest) -> AuthResult | None:
+    async def authenticate(self, req: AuthRequest) -> AuthResult | None:
         self.calls += 1
         if self.error:
             raise AuthenticationError(self.error)
@@ -40,17 +41,17 @@ REQ = AuthRequest(headers={}, path="/api")
 
 def test_first_success_wins() -> None:
     second = Fixed("b")
-    result = UnionAuthenticator([Fixed(), Fixed("a"), second]).authenticate(REQ)
+    result = run(UnionAuthenticator([Fixed(), Fixed("a"), second]).authenticate(REQ))
     assert result is not None and result.user.name == "a"
     assert second.calls == 0
 
 
 def test_errors_are_remembered_and_later_authenticators_still_tried() -> None:
-    result = UnionAuthenticator([Fixed(error="bad cert"), Fixed("token-user")]).authenticate(REQ)
+    result = run(UnionAuthenticator([Fixed(error="bad cert"), Fixed("token-user")]).authenticate(REQ))
     assert result is not None and result.user.name == "token-user"
     with pytest.raises(AuthenticationError, match=r"^\[bad cert, invalid bearer token\]$"):
-        UnionAuthenticator([Fixed(error="bad cert"), Fixed(), Fixed(error="invalid bearer token")]).authenticate(REQ)
-    assert UnionAuthenticator([Fixed(), Fixed()]).authenticate(REQ) is None
+        run(UnionAuthenticator([Fixed(error="bad cert"), Fixed(), Fixed(error="invalid bearer token")]).authenticate(REQ))
+    assert run(UnionAuthenticator([Fixed(), Fixed()]).authenticate(REQ)) is None
 
 
 def test_aggregate_message() -> None:
@@ -60,7 +61,7 @@ def test_aggregate_message() -> None:
 
 def test_group_adder() -> None:
     def groups(user: str, own: tuple[str, ...]) -> tuple[str, ...]:
-        result = AuthenticatedGroupAdder(Fixed(user, groups=own)).authenticate(REQ)
+        result = run(AuthenticatedGroupAdder(Fixed(user, groups=own)).authenticate(REQ))
         assert result is not None
         return result.user.groups
 
@@ -68,12 +69,12 @@ def test_group_adder() -> None:
     assert groups("jane", ("system:authenticated", "dev")) == ("system:authenticated", "dev")
     assert groups("jane", ("system:unauthenticated",)) == ("system:unauthenticated",)
     assert groups("system:anonymous", ()) == ()
-    assert AuthenticatedGroupAdder(Fixed()).authenticate(REQ) is None
+    assert run(AuthenticatedGroupAdder(Fixed()).authenticate(REQ)) is None
 
 
 def test_no_credentials_becomes_anonymous() -> None:
     chain = build_request_authenticator([Fixed(), Fixed()], AnonymousAuthenticator())
-    result = chain.authenticate(REQ)
+    result = run(chain.authenticate(REQ))
     assert result is not None
     assert (result.user.name, result.user.groups, result.user.uid) == (
         "system:anonymous", ("system:unauthenticated",), "")
@@ -84,22 +85,22 @@ def test_bad_credentials_are_not_downgraded_to_anonymous() -> None:
     chain = build_request_authenticator([Fixed(error="x509: certificate signed by unknown authority"), Fixed()],
                                         anonymous)
     with pytest.raises(AuthenticationError, match="unknown authority"):
-        chain.authenticate(REQ)
+        run(chain.authenticate(REQ))
     assert anonymous.calls == 0
 
 
 def test_authenticated_user_gets_system_authenticated_and_anonymous_disabled() -> None:
     chain = build_request_authenticator([Fixed("alice", groups=("developers",))], None)
-    result = chain.authenticate(REQ)
+    result = run(chain.authenticate(REQ))
     assert result is not None and result.user.groups == ("developers", "system:authenticated")
-    assert build_request_authenticator([Fixed()], None).authenticate(REQ) is None
+    assert run(build_request_authenticator([Fixed()], None).authenticate(REQ)) is None
 
 
 def test_anonymous_conditions_restrict_paths() -> None:
     anon = AnonymousAuthenticator(("/livez", "/readyz", "/healthz"))
-    assert anon.authenticate(AuthRequest(headers={}, path="/healthz")) is not None
-    assert anon.authenticate(AuthRequest(headers={}, path="/healthz/etcd")) is None
-    assert anon.authenticate(AuthRequest(headers={}, path="/api")) is None
+    assert run(anon.authenticate(AuthRequest(headers={}, path="/healthz"))) is not None
+    assert run(anon.authenticate(AuthRequest(headers={}, path="/healthz/etcd"))) is None
+    assert run(anon.authenticate(AuthRequest(headers={}, path="/api"))) is None
 
 
 # --- authorizers ---
@@ -112,46 +113,46 @@ class Answer:
     result: AuthzResult
     calls: int = 0
 
-    def authorize(self, attrs: Attributes) -> AuthzResult:
+    async def authorize(self, attrs: Attributes) -> AuthzResult:
         self.calls += 1
         return self.result
 
 
 def test_union_authorizer_first_allow_or_deny_wins() -> None:
     last = Answer(AuthzResult(Decision.ALLOW, "late"))
-    result = UnionAuthorizer([Answer(AuthzResult(Decision.NO_OPINION, "n1")),
-                              Answer(AuthzResult(Decision.DENY, "denied by webhook")), last]).authorize(ATTRS)
+    result = run(UnionAuthorizer([Answer(AuthzResult(Decision.NO_OPINION, "n1")),
+                              Answer(AuthzResult(Decision.DENY, "denied by webhook")), last]).authorize(ATTRS))
     assert result == AuthzResult(Decision.DENY, "denied by webhook")
     assert last.calls == 0
-    result = UnionAuthorizer([Answer(AuthzResult(Decision.NO_OPINION)),
-                              Answer(AuthzResult(Decision.ALLOW, "RBAC: allowed by x"))]).authorize(ATTRS)
+    result = run(UnionAuthorizer([Answer(AuthzResult(Decision.NO_OPINION)),
+                              Answer(AuthzResult(Decision.ALLOW, "RBAC: allowed by x"))]).authorize(ATTRS))
     assert result == AuthzResult(Decision.ALLOW, "RBAC: allowed by x")
 
 
 def test_union_authorizer_all_no_opinion_joins_reasons_and_errors() -> None:
-    result = UnionAuthorizer([
+    result = run(UnionAuthorizer([
         Answer(AuthzResult(Decision.NO_OPINION, "no relationship found between node 'n1' and this object")),
         Answer(AuthzResult(Decision.NO_OPINION, "")),
         Answer(AuthzResult(Decision.NO_OPINION, "RBAC: role.rbac.authorization.k8s.io \"r\" not found")),
         Answer(AuthzResult(Decision.NO_OPINION, "", "webhook: timeout")),
         Answer(AuthzResult(Decision.NO_OPINION, "", "webhook2: refused")),
-    ]).authorize(ATTRS)
+    ]).authorize(ATTRS))
     assert result.decision is Decision.NO_OPINION
     assert result.reason == ("no relationship found between node 'n1' and this object\n"
                              "RBAC: role.rbac.authorization.k8s.io \"r\" not found")
     assert result.error == "[webhook: timeout, webhook2: refused]"
-    assert UnionAuthorizer([]).authorize(ATTRS) == AuthzResult(Decision.NO_OPINION, "", None)
+    assert run(UnionAuthorizer([]).authorize(ATTRS)) == AuthzResult(Decision.NO_OPINION, "", None)
 
 
 def test_privileged_groups() -> None:
     masters = Attributes(user=UserInfo("someone", groups=("x", "system:masters")), verb="delete",
                          resource="nodes", resource_request=True)
-    assert PrivilegedGroups().authorize(masters) == AuthzResult(Decision.ALLOW)
-    assert PrivilegedGroups().authorize(ATTRS) == AuthzResult(Decision.NO_OPINION)
+    assert run(PrivilegedGroups().authorize(masters)) == AuthzResult(Decision.ALLOW)
+    assert run(PrivilegedGroups().authorize(ATTRS)) == AuthzResult(Decision.NO_OPINION)
 
 
 def test_always_allow_and_deny() -> None:
-    assert AlwaysAllow().authorize(ATTRS) == AuthzResult(Decision.ALLOW)
-    assert AlwaysDeny().authorize(ATTRS) == AuthzResult(Decision.NO_OPINION, "Everything is forbidden.")
+    assert run(AlwaysAllow().authorize(ATTRS)) == AuthzResult(Decision.ALLOW)
+    assert run(AlwaysDeny().authorize(ATTRS)) == AuthzResult(Decision.NO_OPINION, "Everything is forbidden.")
     chain = UnionAuthorizer([PrivilegedGroups(), AlwaysDeny()])
-    assert chain.authorize(ATTRS).reason == "Everything is forbidden."
+    assert run(chain.authorize(ATTRS)).reason == "Everything is forbidden."

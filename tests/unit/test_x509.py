@@ -1,6 +1,8 @@
 """X.509 client-certificate authentication and the authenticator chain around it."""
 from __future__ import annotations
 
+from asyncio import run
+
 import hashlib
 from datetime import datetime, timedelta, timezone
 
@@ -77,7 +79,7 @@ def req(*certs: Issued) -> AuthRequest:
 
 def test_valid_cert_maps_cn_o_uid_and_credential_id(root: Issued) -> None:
     leaf = make_cert(_name("jane", ("dev", "system:masters"), ("1234",)), root)
-    result = auth(root.pem).authenticate(req(leaf))
+    result = run(auth(root.pem).authenticate(req(leaf)))
     assert result is not None
     user = result.user
     assert (user.name, user.groups, user.uid) == ("jane", ("dev", "system:masters"), "1234")
@@ -86,48 +88,48 @@ def test_valid_cert_maps_cn_o_uid_and_credential_id(root: Issued) -> None:
 
 
 def test_no_certificate_is_not_my_credentials(root: Issued) -> None:
-    assert auth(root.pem).authenticate(AuthRequest(headers={})) is None
+    assert run(auth(root.pem).authenticate(AuthRequest(headers={}))) is None
 
 
 def test_empty_cn_is_not_authenticated(root: Issued) -> None:
     leaf = make_cert(_name("", ("dev",)), root)
-    assert auth(root.pem).authenticate(req(leaf)) is None
+    assert run(auth(root.pem).authenticate(req(leaf))) is None
 
 
 def test_expired_and_not_yet_valid(root: Issued) -> None:
     expired = make_cert(_name("old"), root, not_before=NOW - 30 * DAY, not_after=NOW - DAY)
     with pytest.raises(AuthenticationError, match="certificate has expired or is not yet valid: current time "
                        "2026-06-01T12:00:00Z is after 2026-05-31T12:00:00Z"):
-        auth(root.pem).authenticate(req(expired))
+        run(auth(root.pem).authenticate(req(expired)))
     future = make_cert(_name("new"), root, not_before=NOW + DAY)
     with pytest.raises(AuthenticationError, match="is before 2026-06-02T12:00:00Z"):
-        auth(root.pem).authenticate(req(future))
+        run(auth(root.pem).authenticate(req(future)))
 
 
 def test_other_ca_and_self_signed_are_rejected(root: Issued) -> None:
     other = ca("other-ca")
     leaf = make_cert(_name("mallory", ("system:masters",)), other)
     with pytest.raises(AuthenticationError, match="x509: certificate signed by unknown authority"):
-        auth(root.pem).authenticate(req(leaf))
+        run(auth(root.pem).authenticate(req(leaf)))
     # same issuer name as the trusted CA, different key: the signature check fails
     impostor = ca("kubernetes")
     forged = make_cert(_name("mallory"), impostor)
     with pytest.raises(AuthenticationError, match="unknown authority"):
-        auth(root.pem).authenticate(req(forged))
+        run(auth(root.pem).authenticate(req(forged)))
     self_signed = make_cert(_name("mallory", ("system:masters",)))
     with pytest.raises(AuthenticationError, match="unknown authority"):
-        auth(root.pem).authenticate(req(self_signed))
+        run(auth(root.pem).authenticate(req(self_signed)))
 
 
 def test_ext_key_usage_must_permit_client_auth(root: Issued) -> None:
     server_only = make_cert(_name("web"), root, eku=(ExtendedKeyUsageOID.SERVER_AUTH,))
     with pytest.raises(AuthenticationError, match="incompatible key usage"):
-        auth(root.pem).authenticate(req(server_only))
+        run(auth(root.pem).authenticate(req(server_only)))
     both = make_cert(_name("web"), root, eku=(ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH))
-    assert auth(root.pem).authenticate(req(both)) is not None
+    assert run(auth(root.pem).authenticate(req(both))) is not None
     # as Go: a certificate without the extension is not restricted
     unrestricted = make_cert(_name("any"), root, eku=None)
-    assert auth(root.pem).authenticate(req(unrestricted)) is not None
+    assert run(auth(root.pem).authenticate(req(unrestricted))) is not None
 
 
 def test_bundle_of_two_cas(root: Issued) -> None:
@@ -135,7 +137,7 @@ def test_bundle_of_two_cas(root: Issued) -> None:
     bundle = root.pem + second.pem
     a = auth(bundle)
     for issuer, cn in ((root, "u1"), (second, "u2")):
-        result = a.authenticate(req(make_cert(_name(cn), issuer)))
+        result = run(a.authenticate(req(make_cert(_name(cn), issuer))))
         assert result is not None and result.user.name == cn
 
 
@@ -143,33 +145,33 @@ def test_intermediate_from_presented_chain(root: Issued) -> None:
     inter = make_cert(_name("intermediate"), root, ca=True)
     leaf = make_cert(_name("chained", ("g",)), inter)
     a = auth(root.pem)
-    result = a.authenticate(req(leaf, inter))
+    result = run(a.authenticate(req(leaf, inter)))
     assert result is not None and result.user.groups == ("g",)
     with pytest.raises(AuthenticationError, match="unknown authority"):
-        auth(root.pem).authenticate(req(leaf))
+        run(auth(root.pem).authenticate(req(leaf)))
     # a non-CA certificate cannot act as an intermediate
     not_ca = make_cert(_name("leafy"), root, eku=None)
     below = make_cert(_name("x"), not_ca)
     with pytest.raises(AuthenticationError, match="not authorized to sign other certificates"):
-        auth(root.pem).authenticate(req(below, not_ca))
+        run(auth(root.pem).authenticate(req(below, not_ca)))
     # path length 0 on the root forbids any intermediate
     strict = ca("strict", path_length=0)
     inter2 = make_cert(_name("i2"), strict, ca=True)
     with pytest.raises(AuthenticationError, match="path length"):
-        auth(strict.pem).authenticate(req(make_cert(_name("y"), inter2), inter2))
+        run(auth(strict.pem).authenticate(req(make_cert(_name("y"), inter2), inter2)))
 
 
 def test_multiple_uids_are_an_error(root: Issued) -> None:
     leaf = make_cert(_name("u", (), ("a", "b")), root)
     with pytest.raises(AuthenticationError, match=r"expected 1 UID, but found multiple: \[a b\]"):
-        auth(root.pem).authenticate(req(leaf))
+        run(auth(root.pem).authenticate(req(leaf)))
 
 
 def test_cache_skips_reverification_and_honours_not_after(root: Issued, monkeypatch) -> None:
     now = [NOW]
     a = auth(root.pem, clock=lambda: now[0])
     leaf = make_cert(_name("cached"), root, not_after=NOW + DAY)
-    assert a.authenticate(req(leaf)) is not None
+    assert run(a.authenticate(req(leaf))) is not None
     calls: list[int] = []
     original = a._verify
 
@@ -178,16 +180,16 @@ def test_cache_skips_reverification_and_honours_not_after(root: Issued, monkeypa
         return original(ders, t)
 
     monkeypatch.setattr(a, "_verify", counting)
-    assert a.authenticate(req(leaf)) is not None
+    assert run(a.authenticate(req(leaf))) is not None
     assert calls == []
     now[0] = NOW + 2 * DAY
     with pytest.raises(AuthenticationError, match="expired"):
-        a.authenticate(req(leaf))
+        run(a.authenticate(req(leaf)))
     assert calls == [1]
 
 
 def test_cache_is_bounded(root: Issued) -> None:
     a = X509Authenticator(root.pem, cache_size=2, clock=lambda: NOW)
     for cn in ("a", "b", "c"):
-        a.authenticate(req(make_cert(_name(cn), root)))
+        run(a.authenticate(req(make_cert(_name(cn), root))))
     assert len(a._cache) == 2

@@ -1,7 +1,8 @@
 """Authentication: the authenticator protocol and its request/result types.
 
 Each authenticator answers one `AuthRequest`: a result (these credentials are valid), None (no
-credentials of its kind) or `AuthenticationError` (credentials present but invalid -> 401).
+credentials of its kind) or `AuthenticationError` (credentials present but invalid -> 401). The protocol is async because some authenticators
+(webhook, OIDC discovery) wait on the network; the rest simply never await.
 """
 from __future__ import annotations
 
@@ -30,4 +31,4 @@ class AuthenticationError(Exception):
 
 
 class Authenticator(Protocol):
-    def authenticate(self, req: AuthRequest) -> AuthResult | None: ...
+    async def authenticate(self, req: AuthRequest) -> AuthResult | None: ...

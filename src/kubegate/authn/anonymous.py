@@ -14,7 +14,7 @@ class AnonymousAuthenticator:
     def __init__(self, paths: tuple[str, ...] = ()) -> None:
         self._paths = frozenset(paths)
 
-    def authenticate(self, req: AuthRequest) -> AuthResult | None:
+    async def authenticate(self, req: AuthRequest) -> AuthResult | None:
         if self._paths and req.path not in self._paths:
             return None
         return AuthResult(ANONYMOUS_USER)

@@ -25,11 +25,11 @@ class UnionAuthenticator:
         self._authenticators = tuple(authenticators)
         self._fail_on_error = fail_on_error
 
-    def authenticate(self, req: AuthRequest) -> AuthResult | None:
+    async def authenticate(self, req: AuthRequest) -> AuthResult | None:
         errors: list[str] = []
         for authenticator in self._authenticators:
             try:
-                result = authenticator.authenticate(req)
+                result = await authenticator.authenticate(req)
             except AuthenticationError as e:
                 if self._fail_on_error:
                     raise
@@ -49,8 +49,8 @@ class AuthenticatedGroupAdder:
     def __init__(self, authenticator: Authenticator) -> None:
         self._authenticator = authenticator
 
-    def authenticate(self, req: AuthRequest) -> AuthResult | None:
-        result = self._authenticator.authenticate(req)
+    async def authenticate(self, req: AuthRequest) -> AuthResult | None:
+        result = await self._authenticator.authenticate(req)
         if result is None:
             return None
         user = result.user

@@ -118,7 +118,7 @@ class X509Authenticator:
         # chain digest -> (result, the time it stops being valid: the earliest NotAfter in the chain)
         self._cache: OrderedDict[bytes, tuple[AuthResult | None, datetime]] = OrderedDict()
 
-    def authenticate(self, req: AuthRequest) -> AuthResult | None:
+    async def authenticate(self, req: AuthRequest) -> AuthResult | None:
         if not req.peer_certs:
             return None
         now = self._clock()

@@ -10,7 +10,7 @@ EVERYTHING = RuleSet((PolicyRule(verbs=("*",), api_groups=("*",), resources=("*"
 
 
 class AlwaysAllow:
-    def authorize(self, attrs: Attributes) -> AuthzResult:
+    async def authorize(self, attrs: Attributes) -> AuthzResult:
         return AuthzResult(Decision.ALLOW)
 
     def rules_for(self, user: UserInfo, namespace: str) -> RuleSet:
@@ -20,7 +20,7 @@ class AlwaysAllow:
 class AlwaysDeny:
     """Upstream answers NoOpinion, not Deny: later authorizers could still allow, none does."""
 
-    def authorize(self, attrs: Attributes) -> AuthzResult:
+    async def authorize(self, attrs: Attributes) -> AuthzResult:
         return AuthzResult(Decision.NO_OPINION, "Everything is forbidden.")
 
     def rules_for(self, user: UserInfo, namespace: str) -> RuleSet:

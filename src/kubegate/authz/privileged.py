@@ -9,7 +9,7 @@ class PrivilegedGroups:
     def __init__(self, groups: tuple[str, ...] = (SYSTEM_PRIVILEGED_GROUP,)) -> None:
         self._groups = frozenset(groups)
 
-    def authorize(self, attrs: Attributes) -> AuthzResult:
+    async def authorize(self, attrs: Attributes) -> AuthzResult:
         if any(g in self._groups for g in attrs.user.groups):
             return AuthzResult(Decision.ALLOW)
         return AuthzResult(Decision.NO_OPINION)

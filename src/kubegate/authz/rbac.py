@@ -288,7 +288,11 @@ class RBACAuthorizer:
             for rule in rules:
                 yield binding, subject, rule, ""
 
-    def authorize(self, attrs: Attributes) -> AuthzResult:
+    async def authorize(self, attrs: Attributes) -> AuthzResult:
+        return self.decide(attrs)
+
+    def decide(self, attrs: Attributes) -> AuthzResult:
+        """The decision itself, synchronous: tools (who-can, explain-access) call it directly."""
         hit = self._decisions.get(attrs)
         if hit is not None:
             return hit

@@ -42,7 +42,7 @@ class AuthzResult:
 
 
 class Authorizer(Protocol):
-    def authorize(self, attrs: Attributes) -> AuthzResult: ...
+    async def authorize(self, attrs: Attributes) -> AuthzResult: ...
 
 
 @dataclass(frozen=True)

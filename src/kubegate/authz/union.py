@@ -13,11 +13,11 @@ class UnionAuthorizer:
     def __init__(self, authorizers: Sequence[Authorizer]) -> None:
         self._authorizers = tuple(authorizers)
 
-    def authorize(self, attrs: Attributes) -> AuthzResult:
+    async def authorize(self, attrs: Attributes) -> AuthzResult:
         reasons: list[str] = []
         errors: list[str] = []
         for authorizer in self._authorizers:
-            result = authorizer.authorize(attrs)
+            result = await authorizer.authorize(attrs)
             if result.error:
                 errors.append(result.error)
             if result.reason:

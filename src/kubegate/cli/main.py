@@ -33,8 +33,7 @@ def _loopback(bind: str) -> str:
 
 
 def cmd_init(a: argparse.Namespace) -> int:
-    extra = [s for s in a.apiserver_cert_extra_sans.split(",") if s]
-    rc = _init(a.data_dir, extra, a.advertise_address, a.key_type, a.secure_port)
+    rc = _init(a.data_dir, a.apiserver_cert_extra_sans, a.advertise_address, a.key_type, a.secure_port)
     if rc == 0:
         print(f"\nYour cluster PKI is ready in {a.data_dir}. Start the server with:\n"
               f"  kubegate up --data-dir {a.data_dir}")

@@ -48,7 +48,7 @@ class Components:
     """Everything the request path calls; built by kubegate.server.composition."""
 
     store: Any
-    authenticate: Callable[[AuthRequest], UserInfo]
+    authenticate: Callable[[AuthRequest], Awaitable[UserInfo]]
     authorizer: Any
     rest: RESTHandler
     discovery: Discovery
@@ -92,11 +92,11 @@ class APIServer:
         except RequestInfoError as e:
             return status_response(errors.bad_request(str(e)))
         try:
-            user = self._authenticate(http)
+            user = await self._authenticate(http)
         except StatusError as e:
             return status_response(e)
         try:
-            self._authorize(info, user)
+            await self._authorize(info, user)
             if info.is_resource_request:
                 return await self._resource(http, info, user)
             return await self._nonresource(http, info, user)
@@ -108,7 +108,7 @@ class APIServer:
             log.exception("internal error serving %s %s", http.method, http.path)
             return status_response(errors.internal(str(e) or type(e).__name__))
 
-    def _authenticate(self, http: web.Request) -> UserInfo:
+    async def _authenticate(self, http: web.Request) -> UserInfo:
         peer = []
         ssl_obj = http.transport.get_extra_info("ssl_object") if http.transport else None
         if ssl_obj is not None:
@@ -116,15 +116,15 @@ class APIServer:
             if der:
                 peer = [der]
         try:
-            return self.c.authenticate(AuthRequest(headers=http.headers, peer_certs=peer, path=http.path))
+            return await self.c.authenticate(AuthRequest(headers=http.headers, peer_certs=peer, path=http.path))
         except AuthenticationError:
             raise errors.unauthorized() from None
 
-    def _authorize(self, info: RequestInfo, user: UserInfo) -> None:
+    async def _authorize(self, info: RequestInfo, user: UserInfo) -> None:
         attrs = Attributes(user=user, verb=info.verb, namespace=info.namespace, api_group=info.api_group,
                            api_version=info.api_version, resource=info.resource, subresource=info.subresource,
                            name=info.name, resource_request=info.is_resource_request, path=info.path)
-        res = self.c.authorizer.authorize(attrs)
+        res = await self.c.authorizer.authorize(attrs)
         if res.decision == Decision.ALLOW:
             return
         if res.error and res.decision != Decision.DENY and not res.reason:
@@ -235,8 +235,8 @@ async def serve(cfg: Any, *, ready_cb: Callable[[int], None] | None = None,
     await stop.wait()
     log.info("shutting down: finishing in-flight requests")
     server.shutting_down = True
-    if cfg.shutdown_delay:
-        await asyncio.sleep(cfg.shutdown_delay)
+    if cfg.shutdown_delay_duration:
+        await asyncio.sleep(cfg.shutdown_delay_duration)
     watch_mod.shutdown_event.set()
     await runner.cleanup()
     for t in tasks:

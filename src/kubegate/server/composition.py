@@ -10,8 +10,9 @@ from kubegate.admission.namespace_lifecycle import NamespaceLifecycle
 from kubegate.api import events
 from kubegate.api.registry import ResourceRegistry, decode_kv
 from kubegate.api.resources import RESOURCES, Resource
-from kubegate.authn import AuthenticationError, AuthRequest
+from kubegate.authn import AuthenticationError, Authenticator, AuthRequest
 from kubegate.authn.anonymous import AnonymousAuthenticator
+from kubegate.authn.token import BearerAuthenticator, TokenAuthenticator, TokenCache, TokenUnion
 from kubegate.authn.union import build_request_authenticator
 from kubegate.authn.user import UserInfo
 from kubegate.authn.x509 import X509Authenticator
@@ -49,12 +50,22 @@ def _authorizer(cfg: ServerConfig, rbac: RBACAuthorizer) -> tuple[UnionAuthorize
     """The authorizer chain and the rule resolvers behind SelfSubjectRulesReview. Upstream leaves
     the system:masters authorizer out of rule resolution; cluster-admin's binding covers it."""
     modes: list[Any] = [{"AlwaysAllow": AlwaysAllow, "AlwaysDeny": AlwaysDeny}[mode]() if mode != "RBAC" else rbac
-                        for mode in cfg.authorization_modes]
+                        for mode in cfg.authorization_mode]
     return UnionAuthorizer([PrivilegedGroups(), *modes]), UnionRuleResolver(modes)
 
 
-def _authenticator(cfg: ServerConfig, client_ca: str) -> Any:
-    authenticators = [X509Authenticator(Path(client_ca).read_bytes())]
+def _token_authenticators(cfg: ServerConfig, by_plural: dict[str, ResourceRegistry]) -> list[TokenAuthenticator]:
+    """Upstream's token order: static file, service-account JWTs, bootstrap, OIDC, webhook."""
+    tokens: list[TokenAuthenticator] = []
+    return tokens
+
+
+def _authenticator(cfg: ServerConfig, client_ca: str, tokens: TokenAuthenticator | None) -> Authenticator:
+    """Upstream's request order: requestheader, x509, bearer tokens (only when some token
+    authenticator is configured); then the group adder and anonymous."""
+    authenticators: list[Authenticator] = [X509Authenticator(Path(client_ca).read_bytes())]
+    if tokens is not None:
+        authenticators.append(BearerAuthenticator(tokens, tuple(cfg.api_audiences)))
     return build_request_authenticator(authenticators, AnonymousAuthenticator() if cfg.anonymous_auth else None)
 
 
@@ -97,10 +108,12 @@ async def build(cfg: ServerConfig) -> tuple[app_mod.Components, ssl.SSLContext]:
         reg.after_write = inf.wait_for  # a written role or binding takes effect before the reply
 
     authorizer, rule_resolver = _authorizer(cfg, rbac)
-    authn = _authenticator(cfg, client_ca)
+    token_chain = _token_authenticators(cfg, by_plural)
+    tokens = TokenCache(TokenUnion(token_chain)) if token_chain else None
+    authn = _authenticator(cfg, client_ca, tokens)
 
-    def authenticate(req: AuthRequest) -> UserInfo:
-        res = authn.authenticate(req)
+    async def authenticate(req: AuthRequest) -> UserInfo:
+        res = await authn.authenticate(req)
         if res is None:
             raise AuthenticationError("Unauthorized")
         return res.user

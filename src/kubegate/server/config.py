@@ -1,8 +1,11 @@
-"""Server options, with kube-apiserver's flag names and meanings."""
+"""Server options, with kube-apiserver's flag names and meanings.
+
+Each flag's argparse dest is the name of a ServerConfig field (--authorization-mode ->
+authorization_mode), so adding an option is one field plus one add_argument."""
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 AUTHORIZATION_MODES = ("AlwaysAllow", "AlwaysDeny", "RBAC")
@@ -17,11 +20,12 @@ class ServerConfig:
     tls_cert_file: str | None = None
     tls_private_key_file: str | None = None
     client_ca_file: str | None = None
-    authorization_modes: list[str] = field(default_factory=lambda: ["RBAC"])
+    authorization_mode: list[str] = field(default_factory=lambda: ["RBAC"])
     anonymous_auth: bool = True
+    api_audiences: list[str] = field(default_factory=list)
     apiserver_cert_extra_sans: list[str] = field(default_factory=list)
     key_type: str = "ecdsa"
-    shutdown_delay: float = 0.0
+    shutdown_delay_duration: float = 0.0
 
     @property
     def db_path(self) -> Path:
@@ -34,6 +38,10 @@ def _bool(v: str) -> bool:
     if v.lower() in ("false", "0", "no"):
         return False
     raise argparse.ArgumentTypeError(f"invalid boolean value {v!r}")
+
+
+def comma_list(v: str) -> list[str]:
+    return [s.strip() for s in v.split(",") if s.strip()]
 
 
 def _modes(v: str) -> list[str]:
@@ -52,7 +60,7 @@ def _modes(v: str) -> list[str]:
 def add_pki_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", required=True, type=Path,
                    help="directory holding pki/, the kubeconfigs and the embedded store")
-    p.add_argument("--apiserver-cert-extra-sans", default="",
+    p.add_argument("--apiserver-cert-extra-sans", type=comma_list, default=[],
                    help="extra Subject Alternative Names (IPs or DNS names), comma-separated, "
                         "for the API server serving certificate")
     p.add_argument("--advertise-address", default=None,
@@ -79,15 +87,13 @@ def add_server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--anonymous-auth", type=_bool, default=True,
                    help="enables anonymous requests (user system:anonymous, group system:unauthenticated); "
                         "what they may do is still decided by authorization (default true)")
+    p.add_argument("--api-audiences", type=comma_list, default=[],
+                   help="identifiers of the API; tokens must carry one of them as audience "
+                        "(default: the first --service-account-issuer)")
     p.add_argument("--shutdown-delay-duration", type=float, default=0.0,
                    help="seconds to keep serving after SIGTERM while /readyz reports failure")
 
 
 def config_from_args(a: argparse.Namespace) -> ServerConfig:
-    return ServerConfig(
-        data_dir=a.data_dir, secure_port=a.secure_port, bind_address=a.bind_address,
-        advertise_address=a.advertise_address, tls_cert_file=a.tls_cert_file,
-        tls_private_key_file=a.tls_private_key_file, client_ca_file=a.client_ca_file,
-        authorization_modes=a.authorization_mode, anonymous_auth=a.anonymous_auth,
-        apiserver_cert_extra_sans=[s for s in a.apiserver_cert_extra_sans.split(",") if s],
-        key_type=a.key_type, shutdown_delay=a.shutdown_delay_duration)
+    names = {f.name for f in fields(ServerConfig)}
+    return ServerConfig(**{k: v for k, v in vars(a).items() if k in names})

@@ -104,7 +104,7 @@ class Reviews:
                     raise _invalid("spec.resourceAttributes.namespace", attrs.namespace,
                                    "must match metadata.namespace")
                 obj["metadata"]["namespace"] = ns
-            res = self.authorizer.authorize(attrs)
+            res = await self.authorizer.authorize(attrs)
             status: dict[str, Any] = {"allowed": res.decision == Decision.ALLOW}
             if res.decision == Decision.DENY:
                 status["denied"] = True

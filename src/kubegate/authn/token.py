@@ -1,0 +1,104 @@
+"""Bearer tokens: the token-authenticator protocol, the token union, the success cache and the
+request authenticator that reads `Authorization: Bearer` (upstream request/bearertoken,
+token/union, token/cache).
+
+Every token authenticator (static file, service-account JWTs, bootstrap, OIDC, webhook) sits
+behind one union, which one cache fronts; TokenReview calls the same chain with its own audiences.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from kubegate.authn import AuthenticationError, AuthRequest, AuthResult
+from kubegate.authn.union import aggregate_message
+
+INVALID_BEARER_TOKEN = "invalid bearer token"
+EXTRA_SPACE_WARNING = ("the provided Authorization header contains extra space before the bearer token, "
+                       "and is ignored")
+
+
+class TokenAuthenticator(Protocol):
+    async def authenticate_token(self, token: str, audiences: tuple[str, ...]) -> AuthResult | None:
+        """`audiences` are those the caller accepts (the API server's, or a TokenReview's). None
+        means "not mine"; AuthenticationError means "mine, and invalid"."""
+        ...
+
+
+class TokenUnion:
+    """First success wins; errors are collected and raised together if nothing succeeds."""
+
+    def __init__(self, authenticators: Sequence[TokenAuthenticator]) -> None:
+        self._authenticators = tuple(authenticators)
+
+    async def authenticate_token(self, token: str, audiences: tuple[str, ...]) -> AuthResult | None:
+        errors: list[str] = []
+        for a in self._authenticators:
+            try:
+                result = await a.authenticate_token(token, audiences)
+            except AuthenticationError as e:
+                errors.append(str(e))
+                continue
+            if result is not None:
+                return result
+        if errors:
+            raise AuthenticationError(aggregate_message(errors))
+        return None
+
+
+class TokenCache:
+    """Remembers successful authentications for `ttl` seconds (upstream TokenSuccessCacheTTL, 10 s;
+    failures are not cached). Keys are SHA-256 digests, so no token is held in memory as a key."""
+
+    def __init__(self, inner: TokenAuthenticator, ttl: float = 10.0, size: int = 4096,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._inner = inner
+        self._ttl = ttl
+        self._size = size
+        self._clock = clock
+        self._entries: OrderedDict[bytes, tuple[float, AuthResult]] = OrderedDict()
+
+    async def authenticate_token(self, token: str, audiences: tuple[str, ...]) -> AuthResult | None:
+        key = hashlib.sha256("\x00".join((*audiences, token)).encode()).digest()
+        now = self._clock()
+        hit = self._entries.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        result = await self._inner.authenticate_token(token, audiences)
+        if result is not None:
+            self._entries[key] = (now + self._ttl, result)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        return result
+
+
+def bearer_token(header: str) -> tuple[str | None, bool]:
+    """The token of an Authorization header, and whether upstream would warn about an extra space."""
+    parts = header.strip().split(" ", 2)
+    if len(parts) < 2 or parts[0].lower() != "bearer":
+        return None, False
+    if not parts[1]:
+        return None, len(parts) == 3
+    return parts[1], False
+
+
+class BearerAuthenticator:
+    """Authorization: Bearer <token> against the token chain. A token nobody accepts is an error
+    (`invalid bearer token`), so it never falls back to anonymous."""
+
+    def __init__(self, tokens: TokenAuthenticator, audiences: tuple[str, ...]) -> None:
+        self._tokens = tokens
+        self._audiences = audiences
+
+    async def authenticate(self, req: AuthRequest) -> AuthResult | None:
+        token, _ = bearer_token(req.headers.get("Authorization", ""))
+        if token is None:
+            return None
+        result = await self._tokens.authenticate_token(token, self._audiences)
+        if result is None:
+            raise AuthenticationError(INVALID_BEARER_TOKEN)
+        return result
