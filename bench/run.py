@@ -211,6 +211,8 @@ def fmt(name: str, full: dict[str, float], base: dict[str, float], unit: str = "
 
 
 def main() -> None:
+    import netpol as netpol_bench  # bench/netpol.py: in-process, so it runs before any server starts
+    netpol_bench.main()
     tmp = Path(tempfile.mkdtemp(prefix="kubegate-bench-"))
     full = start(tmp, "full", [])
     base = start(tmp, "allow", ["--authorization-mode=AlwaysAllow"])
@@ -232,6 +234,10 @@ def main() -> None:
         a, b = _rounds(lambda: asyncio.run(_x509_get(full, DURATION)), lambda: asyncio.run(_x509_get(base, DURATION)))
         rows.append(fmt("GET one object (x509 client cert)", a, b))
         print(rows[-1], flush=True)
+        import authn_tokens  # bench/authn_tokens.py: SA token vs client cert on the full server
+        for row in authn_tokens.main(full, ROUNDS, DURATION):
+            rows.append(row)
+            print(row, flush=True)
         a = asyncio.run(_fanout(full))
         b = asyncio.run(_fanout(base))
         rows.append(fmt("watch fan-out 1,000 watchers", a, b, "events/s"))

@@ -415,7 +415,7 @@ def test_networkpolicy_rules() -> None:
                       "podSelector": {}}]}], "policyTypes": ["Ingress", "Sideways"]}
     assert causes_of(NETPOL, {"metadata": {"name": "n"}, "spec": spec}) == [
         "spec.ingress[0].ports[0].endPort: Invalid value: 90: may not be specified when `port` is non-numeric",
-        "spec.ingress[0].ports[1].endPort: Invalid value: 90: must be greater than or equal to `port`",
+        "spec.ingress[0].ports[1].endPort: Invalid value: 80: must be greater than or equal to `port`",
         "spec.ingress[0].ports[2].endPort: Invalid value: 5: may not be specified when `port` is not specified",
         'spec.ingress[0].ports[3].protocol: Unsupported value: "ICMP": supported values: "TCP", "UDP", "SCTP"',
         "spec.ingress[0].from[0]: Required value: must specify a peer",

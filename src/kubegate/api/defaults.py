@@ -248,6 +248,13 @@ def _pvc(obj: dict[str, Any]) -> None:
     _dict(obj, "status").setdefault("phase", "Pending")
 
 
+def _pv(obj: dict[str, Any]) -> None:
+    spec = _dict(obj, "spec")
+    spec.setdefault("persistentVolumeReclaimPolicy", "Retain")
+    spec.setdefault("volumeMode", "Filesystem")
+    _dict(obj, "status").setdefault("phase", "Pending")
+
+
 def _storageclass(obj: dict[str, Any]) -> None:
     obj.setdefault("reclaimPolicy", "Delete")
     obj.setdefault("volumeBindingMode", "Immediate")
@@ -299,6 +306,7 @@ _DEFAULTERS: dict[tuple[str, str], Defaulter] = {
     ("", "Secret"): _secret,
     ("", "Namespace"): _namespace,
     ("", "PersistentVolumeClaim"): _pvc,
+    ("", "PersistentVolume"): _pv,
     ("", "LimitRange"): _limitrange,
     ("", "ResourceQuota"): _status_struct,
     ("", "Event"): _event,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -240,3 +242,48 @@ def unmarshal_object_error(data: bytes) -> str | None:
     if kind in ("object", "null"):
         return None
     return f"json: cannot unmarshal {kind} into Go value of type map[string]interface {{}}"
+
+
+@dataclass(frozen=True)
+class GoStruct:
+    """The shape of a Go struct for reproducing UnmarshalTypeError texts: `type_name` as reflect
+    prints it (package-qualified), `name` as the error's Struct part, fields by JSON name with
+    the Go type of each ("string", "bool" or a nested GoStruct)."""
+
+    type_name: str
+    name: str
+    fields: Mapping[str, str | GoStruct]
+
+
+def unmarshal_type_error(value: Any, struct: GoStruct, *, fold_case: bool = False) -> str | None:
+    """The first UnmarshalTypeError Go reports decoding the (syntactically valid) JSON `value` into
+    `struct`, or None. Unknown keys and nulls are skipped as Go skips them; encoding/json matches
+    keys case-insensitively (fold_case), apimachinery's decoder does not."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        return f"json: cannot unmarshal {json_kind(value)} into Go value of type {struct.type_name}"
+    return _struct_error(value, struct, "", fold_case)
+
+
+def _struct_error(obj: dict[str, Any], struct: GoStruct, prefix: str, fold_case: bool) -> str | None:
+    folded = {k.lower(): k for k in struct.fields} if fold_case else {}
+    for key, v in obj.items():
+        name = key if key in struct.fields else folded.get(key.lower())
+        if name is None or v is None:
+            continue
+        typ = struct.fields[name]
+        path = prefix + name
+        if isinstance(typ, GoStruct):
+            if not isinstance(v, dict):
+                return _field_error(v, struct, path, typ.type_name)
+            err = _struct_error(v, typ, path + ".", fold_case)
+            if err:
+                return err
+        elif (typ == "string" and not isinstance(v, str)) or (typ == "bool" and not isinstance(v, bool)):
+            return _field_error(v, struct, path, typ)
+    return None
+
+
+def _field_error(v: Any, struct: GoStruct, path: str, type_name: str) -> str:
+    return f"json: cannot unmarshal {json_kind(v)} into Go struct field {struct.name}.{path} of type {type_name}"

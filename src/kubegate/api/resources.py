@@ -113,6 +113,9 @@ RESOURCES: tuple[Resource, ...] = (
              CRUD, ("pvc",), subresources=(_status("PersistentVolumeClaim"),),
              schema="io.k8s.api.core.v1.PersistentVolumeClaim", storage_version_hash="QWTyNDq0dC4=",
              has_status=True),
+    Resource("", "v1", "persistentvolumes", "persistentvolume", "PersistentVolume", False, CRUD, ("pv",),
+             subresources=(_status("PersistentVolume"),), schema="io.k8s.api.core.v1.PersistentVolume",
+             storage_version_hash="HN/zwEC+JgM=", has_status=True),
     # apps/v1
     Resource("apps", "v1", "deployments", "deployment", "Deployment", True, CRUD, ("deploy",), ("all",),
              subresources=(_SCALE, _status("Deployment")),
@@ -167,12 +170,21 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("authorization.k8s.io", "v1", "subjectaccessreviews", "subjectaccessreview",
              "SubjectAccessReview", False, ("create",),
              schema="io.k8s.api.authorization.v1.SubjectAccessReview", persisted=False),
+    # The v1beta1 SubjectAccessReview (spec.group, not spec.groups) stays accepted for old manifests;
+    # listed after v1 so v1 remains the group's preferred version.
+    Resource("authorization.k8s.io", "v1beta1", "subjectaccessreviews", "subjectaccessreview",
+             "SubjectAccessReview", False, ("create",),
+             schema="io.k8s.api.authorization.v1beta1.SubjectAccessReview", persisted=False),
+    # netpol.kubegate.dev/v1alpha1: kubegate's NetworkPolicy engine over HTTP (server/netpol_api.py)
+    Resource("netpol.kubegate.dev", "v1alpha1", "networkpolicyreviews", "networkpolicyreview",
+             "NetworkPolicyReview", False, ("create",), persisted=False),
 )
 
 # Groups in the order upstream's /apis lists them (the subset kubegate serves).
 GROUP_ORDER: tuple[str, ...] = (
     "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "certificates.k8s.io",
     "networking.k8s.io", "rbac.authorization.k8s.io", "storage.k8s.io", "coordination.k8s.io",
+    "netpol.kubegate.dev",
 )
 
 _BY_GVR: dict[tuple[str, str, str], Resource] = {(r.group, r.version, r.plural): r for r in RESOURCES}

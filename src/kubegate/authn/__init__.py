@@ -18,6 +18,9 @@ class AuthRequest:
     headers: Mapping[str, str]
     peer_certs: list[bytes] = field(default_factory=list)  # DER, leaf first, as the TLS peer sent them
     path: str = "/"
+    # Warning headers an authenticator asks for (upstream warning.AddWarning from bearertoken);
+    # the server adds them to whatever response the request gets.
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

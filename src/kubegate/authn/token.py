@@ -50,16 +50,19 @@ class TokenUnion:
 
 
 class TokenCache:
-    """Remembers successful authentications for `ttl` seconds (upstream TokenSuccessCacheTTL, 10 s;
-    failures are not cached). Keys are SHA-256 digests, so no token is held in memory as a key."""
+    """Remembers successful authentications for `ttl` seconds (upstream TokenSuccessCacheTTL, 10 s)
+    and, for `failure_ttl` seconds, tokens nobody accepted (upstream's failure TTL: 0 for the chain,
+    the webhook's cache TTL for the webhook). Errors are never cached. Keys are SHA-256 digests, so
+    no token is held in memory as a key."""
 
     def __init__(self, inner: TokenAuthenticator, ttl: float = 10.0, size: int = 4096,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, *, failure_ttl: float = 0.0) -> None:
         self._inner = inner
         self._ttl = ttl
+        self._failure_ttl = failure_ttl
         self._size = size
         self._clock = clock
-        self._entries: OrderedDict[bytes, tuple[float, AuthResult]] = OrderedDict()
+        self._entries: OrderedDict[bytes, tuple[float, AuthResult | None]] = OrderedDict()
 
     async def authenticate_token(self, token: str, audiences: tuple[str, ...]) -> AuthResult | None:
         key = hashlib.sha256("\x00".join((*audiences, token)).encode()).digest()
@@ -68,12 +71,35 @@ class TokenCache:
         if hit is not None and hit[0] > now:
             return hit[1]
         result = await self._inner.authenticate_token(token, audiences)
-        if result is not None:
-            self._entries[key] = (now + self._ttl, result)
+        ttl = self._ttl if result is not None else self._failure_ttl
+        if ttl > 0:
+            self._entries[key] = (now + ttl, result)
             self._entries.move_to_end(key)
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
         return result
+
+
+class AudienceAgnostic:
+    """Upstream's WrapAudienceAgnosticToken, for authenticators whose tokens carry no audience
+    (static file, bootstrap, legacy service-account tokens): such a token is valid for the API's own
+    audiences only. When the caller accepts audiences, the token is only tried if one of them is an
+    API audience, and the result carries that intersection."""
+
+    def __init__(self, inner: TokenAuthenticator, api_audiences: tuple[str, ...]) -> None:
+        self._inner = inner
+        self._api_audiences = frozenset(api_audiences)
+
+    async def authenticate_token(self, token: str, audiences: tuple[str, ...]) -> AuthResult | None:
+        if not audiences:
+            return await self._inner.authenticate_token(token, audiences)
+        accepted = tuple(a for a in audiences if a in self._api_audiences)
+        if not accepted:
+            return None
+        result = await self._inner.authenticate_token(token, audiences)
+        if result is None:
+            return None
+        return AuthResult(result.user, accepted)
 
 
 def bearer_token(header: str) -> tuple[str | None, bool]:
@@ -95,7 +121,9 @@ class BearerAuthenticator:
         self._audiences = audiences
 
     async def authenticate(self, req: AuthRequest) -> AuthResult | None:
-        token, _ = bearer_token(req.headers.get("Authorization", ""))
+        token, extra_space = bearer_token(req.headers.get("Authorization", ""))
+        if extra_space:
+            req.warnings.append(EXTRA_SPACE_WARNING)
         if token is None:
             return None
         result = await self._tokens.authenticate_token(token, self._audiences)

@@ -103,11 +103,16 @@ def _user_from_leaf(leaf: x509.Certificate, leaf_der: bytes) -> UserInfo | None:
                     extra={CREDENTIAL_ID_KEY: (f"X509SHA256={fingerprint}",)})
 
 
+# Upstream's x509.UserConversion: the identity a verified leaf (and its DER) stands for, None if none.
+UserConversion = Callable[[x509.Certificate, bytes], UserInfo | None]
+
+
 class X509Authenticator:
-    """Authenticates the TLS peer's certificate chain; results are cached per presented chain."""
+    """Authenticates the TLS peer's certificate chain; results are cached per presented chain. The
+    requestheader authenticator reuses it with its own conversion to verify the proxy's certificate."""
 
     def __init__(self, ca_bundle_pem: bytes, cache_size: int = 4096,
-                 clock: Callable[[], datetime] = _utcnow) -> None:
+                 clock: Callable[[], datetime] = _utcnow, user_conversion: UserConversion = _user_from_leaf) -> None:
         roots = x509.load_pem_x509_certificates(ca_bundle_pem)
         self._roots_by_subject: dict[bytes, list[x509.Certificate]] = {}
         for root in roots:
@@ -115,6 +120,7 @@ class X509Authenticator:
         self._root_ders = frozenset(r.public_bytes(Encoding.DER) for r in roots)
         self._clock = clock
         self._cache_size = cache_size
+        self._user_conversion = user_conversion
         # chain digest -> (result, the time it stops being valid: the earliest NotAfter in the chain)
         self._cache: OrderedDict[bytes, tuple[AuthResult | None, datetime]] = OrderedDict()
 
@@ -146,7 +152,7 @@ class X509Authenticator:
         if not all(_allows_client_auth(c) for c in chain):
             raise AuthenticationError(f"verifying certificate {_identifier(leaf)} failed: "
                                       "x509: certificate specifies an incompatible key usage")
-        user = _user_from_leaf(leaf, ders[0])
+        user = self._user_conversion(leaf, ders[0])
         expires = min(c.not_valid_after_utc for c in chain)
         return (AuthResult(user) if user is not None else None), expires
 

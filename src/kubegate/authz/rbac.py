@@ -35,7 +35,7 @@ class Subject:
 
 
 @dataclass(frozen=True)
-class _Binding:
+class Binding:
     kind: str            # RoleBinding or ClusterRoleBinding
     name: str
     namespace: str       # "" for ClusterRoleBindings
@@ -67,13 +67,13 @@ class _Binding:
         return f"{self.kind} {go_quote(shown)} of {self.role_kind} {go_quote(self.role_name)} to {who}"
 
 
-def _binding_from(kind: str, obj: Mapping[str, Any]) -> _Binding:
+def _binding_from(kind: str, obj: Mapping[str, Any]) -> Binding:
     meta = obj.get("metadata") or {}
     ref = obj.get("roleRef") or {}
     subjects = tuple(Subject(s.get("kind", ""), s.get("name", ""), s.get("namespace", "") or "")
                      for s in obj.get("subjects") or ())
     namespace = meta.get("namespace", "") if kind == KIND_ROLE_BINDING else ""
-    return _Binding(kind, meta.get("name", ""), namespace or "", ref.get("kind", ""), ref.get("name", ""), subjects)
+    return Binding(kind, meta.get("name", ""), namespace or "", ref.get("kind", ""), ref.get("name", ""), subjects)
 
 
 def _applies_to(user: UserInfo, subject: Subject, namespace: str) -> bool:
@@ -87,7 +87,7 @@ def _applies_to(user: UserInfo, subject: Subject, namespace: str) -> bool:
     return False
 
 
-def _first_applying(user: UserInfo, binding: _Binding) -> Subject | None:
+def _first_applying(user: UserInfo, binding: Binding) -> Subject | None:
     for subject in binding.subjects:
         if _applies_to(user, subject, binding.namespace):
             return subject
@@ -184,8 +184,10 @@ def covers(owner_rules: Sequence[PolicyRule], requested_rules: Sequence[PolicyRu
 _DECISION_CACHE_SIZE = 65536
 
 
-def _not_found(resource: str, name: str) -> str:
-    return f'{resource}.rbac.authorization.k8s.io "{name}" not found'
+def _not_found(resource: str, name: str, plural: bool) -> str:
+    # The authorizer reads through listers (singular resource in NotFound errors); the escalation
+    # checks read through the registry (plural), so the two wordings differ upstream too.
+    return f'{resource}{"s" if plural else ""}.rbac.authorization.k8s.io "{name}" not found'
 
 
 class RBACAuthorizer:
@@ -194,8 +196,8 @@ class RBACAuthorizer:
     def __init__(self) -> None:
         self._cluster_roles: dict[str, tuple[PolicyRule, ...]] = {}
         self._roles: dict[tuple[str, str], tuple[PolicyRule, ...]] = {}
-        self._crbs: dict[str, _Binding] = {}
-        self._rbs: dict[tuple[str, str], _Binding] = {}
+        self._crbs: dict[str, Binding] = {}
+        self._rbs: dict[tuple[str, str], Binding] = {}
         self._crb_index: dict[str, set[str]] = {}                  # subject key -> CRB names
         self._rb_index: dict[tuple[str, str], set[str]] = {}       # (namespace, subject key) -> RB names
         # Decisions are a pure function of (attributes, policy): memoised until the policy changes.
@@ -253,7 +255,7 @@ class RBACAuthorizer:
     def _user_keys(self, user: UserInfo) -> list[str]:
         return ["u:" + user.name] + ["g:" + g for g in user.groups]
 
-    def _applicable(self, user: UserInfo, namespace: str) -> list[_Binding]:
+    def _applicable(self, user: UserInfo, namespace: str) -> list[Binding]:
         keys = self._user_keys(user)
         crb_names: set[str] = set()
         for key in keys:
@@ -266,22 +268,26 @@ class RBACAuthorizer:
             bindings.extend(self._rbs[(namespace, n)] for n in sorted(rb_names))
         return bindings
 
-    def _role_rules(self, binding: _Binding) -> tuple[tuple[PolicyRule, ...] | None, str]:
-        if binding.role_kind == KIND_ROLE:
-            rules = self._roles.get((binding.namespace, binding.role_name))
-            return rules, "" if rules is not None else _not_found("role", binding.role_name)
-        if binding.role_kind == KIND_CLUSTER_ROLE:
-            rules = self._cluster_roles.get(binding.role_name)
-            return rules, "" if rules is not None else _not_found("clusterrole", binding.role_name)
-        return None, f"unsupported role reference kind: {go_quote(binding.role_kind)}"
+    def role_ref_rules(self, kind: str, name: str, namespace: str,
+                       plural: bool = False) -> tuple[tuple[PolicyRule, ...] | None, str]:
+        """The rules of a binding's roleRef (upstream GetRoleReferenceRules), or None and the error."""
+        if kind == KIND_ROLE:
+            rules = self._roles.get((namespace, name))
+            return rules, "" if rules is not None else _not_found("role", name, plural)
+        if kind == KIND_CLUSTER_ROLE:
+            rules = self._cluster_roles.get(name)
+            return rules, "" if rules is not None else _not_found("clusterrole", name, plural)
+        return None, f"unsupported role reference kind: {go_quote(kind)}"
 
-    def _visit(self, user: UserInfo, namespace: str) -> Iterable[tuple[_Binding, Subject, PolicyRule | None, str]]:
-        """Yields (binding, subject, rule, "") per rule, or (binding, subject, None, error) per missing role."""
+    def visit(self, user: UserInfo, namespace: str,
+              plural: bool = False) -> Iterable[tuple[Binding, Subject, PolicyRule | None, str]]:
+        """Upstream VisitRulesFor: yields (binding, subject, rule, "") per rule, or
+        (binding, subject, None, error) per binding whose role is missing."""
         for binding in self._applicable(user, namespace):
             subject = _first_applying(user, binding)
             if subject is None:
                 continue
-            rules, error = self._role_rules(binding)
+            rules, error = self.role_ref_rules(binding.role_kind, binding.role_name, binding.namespace, plural)
             if rules is None:
                 yield binding, subject, None, error
                 continue
@@ -304,7 +310,7 @@ class RBACAuthorizer:
 
     def _evaluate(self, attrs: Attributes) -> AuthzResult:
         errors: list[str] = []
-        for binding, subject, rule, error in self._visit(attrs.user, attrs.namespace):
+        for binding, subject, rule, error in self.visit(attrs.user, attrs.namespace):
             if rule is not None and rule_allows(attrs, rule):
                 return AuthzResult(Decision.ALLOW, f"RBAC: allowed by {binding.describe(subject)}")
             if error:
@@ -312,17 +318,29 @@ class RBACAuthorizer:
         reason = f"RBAC: {aggregate_message(errors)}" if errors else ""
         return AuthzResult(Decision.NO_OPINION, reason)
 
-    def rules_for(self, user: UserInfo, namespace: str) -> RuleSet:
+    def rules_for(self, user: UserInfo, namespace: str, plural: bool = False) -> RuleSet:
         """Every rule granted to `user` in `namespace` ("" = cluster bindings only); a binding whose
         role is missing is reported as an error, as upstream does, not as incompleteness."""
         rules: list[PolicyRule] = []
         errors: list[str] = []
-        for _, _, rule, error in self._visit(user, namespace):
+        for _, _, rule, error in self.visit(user, namespace, plural):
             if rule is not None:
                 rules.append(rule)
             else:
                 errors.append(error)
         return RuleSet(tuple(rules), errors=tuple(errors))
+
+    # --- read access for the analysers (who-can, explain-access, rolesum) ---
+
+    def cluster_role_bindings(self) -> list[Binding]:
+        return [self._crbs[n] for n in sorted(self._crbs)]
+
+    def role_bindings(self, namespace: str | None = None) -> list[Binding]:
+        """RoleBindings of one namespace, or of every namespace (None), by namespace and name."""
+        return [self._rbs[k] for k in sorted(self._rbs) if namespace is None or k[0] == namespace]
+
+    def binding_namespaces(self) -> list[str]:
+        return sorted({ns for ns, _ in self._rbs})
 
     def cluster_role_rules(self, name: str) -> tuple[PolicyRule, ...] | None:
         return self._cluster_roles.get(name)

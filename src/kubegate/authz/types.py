@@ -21,6 +21,10 @@ class Attributes:
     name: str = ""
     resource_request: bool = False
     path: str = ""
+    # The raw fieldSelector of a list/watch/deletecollection (AuthorizeWithSelectors, GA in 1.34).
+    field_selector: str = ""
+    # The raw labelSelector of a list/watch/deletecollection (sent to webhooks as requirements).
+    label_selector: str = ""
 
 
 class Decision(enum.Enum):

@@ -13,7 +13,15 @@ class UnionAuthorizer:
     def __init__(self, authorizers: Sequence[Authorizer]) -> None:
         self._authorizers = tuple(authorizers)
 
+    @property
+    def authorizers(self) -> tuple[Authorizer, ...]:
+        return self._authorizers
+
     async def authorize(self, attrs: Attributes) -> AuthzResult:
+        return (await self.authorize_traced(attrs))[0]
+
+    async def authorize_traced(self, attrs: Attributes) -> tuple[AuthzResult, Authorizer | None]:
+        """The decision and the authorizer that made it (None when every one had no opinion)."""
         reasons: list[str] = []
         errors: list[str] = []
         for authorizer in self._authorizers:
@@ -23,9 +31,9 @@ class UnionAuthorizer:
             if result.reason:
                 reasons.append(result.reason)
             if result.decision is not Decision.NO_OPINION:
-                return result
+                return result, authorizer
         return AuthzResult(Decision.NO_OPINION, "\n".join(reasons),
-                           aggregate_message(errors) if errors else None)
+                           aggregate_message(errors) if errors else None), None
 
 
 class UnionRuleResolver:

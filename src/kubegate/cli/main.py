@@ -1,4 +1,4 @@
-"""The `kubegate` command: init, up."""
+"""The `kubegate` command: init, up, who-can, explain-access, rolesum, netpol."""
 from __future__ import annotations
 
 import argparse
@@ -7,9 +7,10 @@ import logging
 import sys
 from pathlib import Path
 
+from kubegate.cli import access, netpol
 from kubegate.pki.kubeconfig import set_kubeconfig_server
 from kubegate.pki.layout import KUBECONFIG_SPECS, PKIError, apiserver_url, init_pki
-from kubegate.server.config import ServerConfig, add_pki_flags, add_server_flags, config_from_args
+from kubegate.server.config import ConfigError, ServerConfig, add_pki_flags, add_server_flags, config_from_args
 
 
 def _init(data_dir: Path, extra_sans: list[str], advertise: str | None, key_type: str, port: int,
@@ -68,7 +69,7 @@ def cmd_up(a: argparse.Namespace) -> int:
 
     try:
         asyncio.run(serve(cfg, ready_cb=ready))
-    except PKIError as e:
+    except (PKIError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except OSError as e:
@@ -88,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     pu = sub.add_parser("up", help="serve the Kubernetes API (runs init first when DIR has no PKI)")
     add_server_flags(pu)
     pu.set_defaults(func=cmd_up)
+    access.add_commands(sub)
+    netpol.add_commands(sub)
     return p
 
 

@@ -1,6 +1,6 @@
 """Composition of the API server: the one place where the request path is assembled.
 
-TLS -> request info -> authentication -> authorization -> REST handler (decode, admission,
+TLS -> request info -> authentication -> impersonation -> authorization -> REST handler (decode, admission,
 validation) -> registry -> store, in kube-apiserver's order.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ import asyncio
 import logging
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
@@ -18,17 +18,23 @@ from kubegate.api import defaults, errors, validation
 from kubegate.api.errors import StatusError
 from kubegate.api.resources import RESOURCES, Resource, lookup
 from kubegate.authn import AuthenticationError, AuthRequest
+from kubegate.authn.requestheader import HeaderNames
 from kubegate.authn.user import UserInfo
-from kubegate.authz.messages import forbidden_message
+from kubegate.authz.messages import forbidden_message, go_quote
 from kubegate.authz.types import Attributes, Decision
 from kubegate.server import composition, watch as watch_mod
+from kubegate.server import issuer_discovery
 from kubegate.server.discovery import AGGREGATED_CT, Discovery
+from kubegate.server.explain_api import ExplainAPI, is_explain_request
 from kubegate.server.health import HealthEndpoint
+from kubegate.server.netpol_api import GROUP as NETPOL_GROUP, NetpolReviews
+from kubegate.server.impersonation import Impersonator, wanted_user
 from kubegate.server.requestinfo import RequestInfo, RequestInfoError, parse_request_info
 from kubegate.server.responses import (
-    BASE_HEADERS, not_found_page, object_response, status_response, text_response,
+    BASE_HEADERS, not_found_page, object_response, status_response, text_response, warning_header,
 )
 from kubegate.server.rest import Request, RESTHandler
+from kubegate.serviceaccount.discovery import OpenIDMetadata
 
 log = logging.getLogger("kubegate.server")
 
@@ -55,6 +61,13 @@ class Components:
     reviews: Any
     openapi: Any
     background: list[Callable[[], Awaitable[None]]]
+    impersonator: Impersonator
+    # Front-proxy and Impersonate-* headers: consumed before authorization, invisible after it.
+    cleared_headers: HeaderNames
+    explain: ExplainAPI
+    # Service-account issuer discovery documents; None when they cannot be served (upstream logs why).
+    issuer_discovery: OpenIDMetadata | None = None
+    netpol: NetpolReviews | None = None  # NetworkPolicyReview; composition always sets it
 
 
 class APIServer:
@@ -84,6 +97,7 @@ class APIServer:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=0, handler_args={"max_field_size": 65536})
         app.router.add_route("*", "/{tail:.*}", self.handle)
+        app.on_response_prepare.append(_add_authn_warnings)
         return app
 
     async def handle(self, http: web.Request) -> web.StreamResponse:
@@ -96,10 +110,22 @@ class APIServer:
         except StatusError as e:
             return status_response(e)
         try:
-            await self._authorize(info, user)
+            attrs = _attributes(info, user)
+            cleared = self.c.cleared_headers.without(http.headers)
+            if cleared is not None:
+                wanted = wanted_user(http.headers)
+                if wanted is not None:
+                    attrs = replace(attrs, user=await self.c.impersonator.impersonate(wanted, attrs))
+                    user = attrs.user
+                http = http.clone(headers=cleared)
+            if is_explain_request(info):
+                return await self.c.explain.serve(http, info, user)  # authorizes each question itself
+            await self._authorize(attrs)
             if info.is_resource_request:
                 return await self._resource(http, info, user)
             return await self._nonresource(http, info, user)
+        except _EvaluationError as e:
+            return text_response(_sanitize(f"Internal Server Error: {go_quote(http.raw_path)}: {e}") + "\n", 500)
         except StatusError as e:
             return status_response(e)
         except (ConnectionResetError, asyncio.CancelledError):
@@ -115,20 +141,21 @@ class APIServer:
             der = ssl_obj.getpeercert(binary_form=True)
             if der:
                 peer = [der]
+        req = AuthRequest(headers=http.headers, peer_certs=peer, path=http.path)
+        http[_AUTHN_WARNINGS] = req.warnings
         try:
-            return await self.c.authenticate(AuthRequest(headers=http.headers, peer_certs=peer, path=http.path))
+            return await self.c.authenticate(req)
         except AuthenticationError:
             raise errors.unauthorized() from None
 
-    async def _authorize(self, info: RequestInfo, user: UserInfo) -> None:
-        attrs = Attributes(user=user, verb=info.verb, namespace=info.namespace, api_group=info.api_group,
-                           api_version=info.api_version, resource=info.resource, subresource=info.subresource,
-                           name=info.name, resource_request=info.is_resource_request, path=info.path)
+    async def _authorize(self, attrs: Attributes) -> None:
         res = await self.c.authorizer.authorize(attrs)
         if res.decision == Decision.ALLOW:
             return
-        if res.error and res.decision != Decision.DENY and not res.reason:
-            raise errors.internal(str(res.error))
+        if res.error:
+            # Upstream's filter: any evaluation error (a webhook down, or allowing and denying at
+            # once) fails the request with its plain-text 500, not a 403.
+            raise _EvaluationError(res.error)
         raise forbidden_message(attrs, res.reason)
 
     async def _resource(self, http: web.Request, info: RequestInfo, user: UserInfo) -> web.StreamResponse:
@@ -137,6 +164,8 @@ class APIServer:
             if info.api_prefix == "apis" and not self._known_group_version(info.api_group, info.api_version):
                 return not_found_page()
             raise errors.not_found_resource()
+        if r.group == NETPOL_GROUP and self.c.netpol is not None:
+            return await self.c.netpol.serve(http, info, r, user)
         if not r.persisted:
             return await self.c.reviews.serve(http, info, r, user)
         return await self.c.rest.serve(Request(http, info, r, user, http.query))
@@ -152,6 +181,8 @@ class APIServer:
             if http.method != "GET":
                 raise errors.method_not_allowed()
             return object_response(VERSION_INFO)
+        if path in issuer_discovery.PATHS and self.c.issuer_discovery is not None:
+            return issuer_discovery.serve(http, self.c.issuer_discovery)
         if parts and parts[0] in _HEALTH_NAMES:
             if http.method != "GET":
                 raise errors.method_not_allowed()
@@ -196,6 +227,32 @@ class APIServer:
         if len(parts) == 3 and (parts[1], parts[2]) in d.resource_lists:
             return _json_doc(d.resource_lists[(parts[1], parts[2])].body)
         return not_found_page()
+
+
+def _attributes(info: RequestInfo, user: UserInfo) -> Attributes:
+    return Attributes(user=user, verb=info.verb, namespace=info.namespace, api_group=info.api_group,
+                      api_version=info.api_version, resource=info.resource, subresource=info.subresource,
+                      name=info.name, resource_request=info.is_resource_request, path=info.path,
+                      field_selector=info.field_selector, label_selector=info.label_selector)
+
+
+class _EvaluationError(Exception):
+    """An authorizer could not evaluate the request (upstream answers responsewriters.InternalError)."""
+
+
+def _sanitize(text: str) -> str:
+    """responsewriters' sanitizer: nothing in an error text may look like HTML."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_AUTHN_WARNINGS = "kubegate.authn_warnings"
+
+
+async def _add_authn_warnings(http: web.Request, resp: web.StreamResponse) -> None:
+    """Warnings raised during authentication go on every response, success or not, as upstream's
+    warning recorder writes them before the handler runs."""
+    for w in http.get(_AUTHN_WARNINGS, ()):
+        resp.headers.add("Warning", warning_header(w))
 
 
 def _json_doc(body: bytes) -> web.Response:

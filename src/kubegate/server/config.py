@@ -8,7 +8,12 @@ import argparse
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-AUTHORIZATION_MODES = ("AlwaysAllow", "AlwaysDeny", "RBAC")
+AUTHORIZATION_MODES = ("AlwaysAllow", "AlwaysDeny", "ABAC", "Webhook", "RBAC", "Node")
+DEFAULT_SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"  # kubeadm's
+
+
+class ConfigError(Exception):
+    """A configured file or value cannot be used: the server does not start (kube-apiserver's `Error: ...`)."""
 
 
 @dataclass
@@ -20,16 +25,59 @@ class ServerConfig:
     tls_cert_file: str | None = None
     tls_private_key_file: str | None = None
     client_ca_file: str | None = None
-    authorization_mode: list[str] = field(default_factory=lambda: ["RBAC"])
+    authorization_mode: list[str] = field(default_factory=lambda: ["Node", "RBAC"])
+    authorization_policy_file: str | None = None
+    authorization_webhook_config_file: str | None = None
+    authorization_webhook_version: str = "v1beta1"
+    authorization_webhook_cache_authorized_ttl: float = 300.0
+    authorization_webhook_cache_unauthorized_ttl: float = 30.0
     anonymous_auth: bool = True
     api_audiences: list[str] = field(default_factory=list)
     apiserver_cert_extra_sans: list[str] = field(default_factory=list)
     key_type: str = "ecdsa"
     shutdown_delay_duration: float = 0.0
+    requestheader_client_ca_file: str | None = None
+    requestheader_allowed_names: list[str] = field(default_factory=list)
+    requestheader_username_headers: list[str] = field(default_factory=list)
+    requestheader_uid_headers: list[str] = field(default_factory=list)
+    requestheader_group_headers: list[str] = field(default_factory=list)
+    requestheader_extra_headers_prefix: list[str] = field(default_factory=list)
+    token_auth_file: str | None = None
+    basic_auth_file: str | None = None
+    enable_bootstrap_token_auth: bool = False
+    service_account_issuer: list[str] = field(default_factory=list)
+    service_account_key_file: list[str] = field(default_factory=list)
+    service_account_signing_key_file: str | None = None
+    service_account_max_token_expiration: float = 0.0
+    service_account_extend_token_expiration: bool = True
+    service_account_lookup: bool = True
+    service_account_jwks_uri: str = ""
+    oidc_issuer_url: str = ""
+    oidc_client_id: str = ""
+    oidc_ca_file: str | None = None
+    oidc_username_claim: str = "sub"
+    oidc_username_prefix: str = ""
+    oidc_groups_claim: str = ""
+    oidc_groups_prefix: str = ""
+    oidc_required_claim: list[str] = field(default_factory=list)
+    oidc_signing_algs: list[str] = field(default_factory=lambda: ["RS256"])
+    authentication_token_webhook_config_file: str | None = None
+    authentication_token_webhook_cache_ttl: float = 120.0
+    authentication_token_webhook_version: str = "v1beta1"
 
     @property
     def db_path(self) -> Path:
         return self.data_dir / "kubegate.db"
+
+    @property
+    def issuers(self) -> list[str]:
+        """--service-account-issuer, or kubeadm's default; the first one signs."""
+        return self.service_account_issuer or [DEFAULT_SERVICE_ACCOUNT_ISSUER]
+
+    @property
+    def audiences(self) -> list[str]:
+        """--api-audiences, defaulting to the issuers as upstream does."""
+        return self.api_audiences or self.issuers
 
 
 def _bool(v: str) -> bool:
@@ -40,21 +88,44 @@ def _bool(v: str) -> bool:
     raise argparse.ArgumentTypeError(f"invalid boolean value {v!r}")
 
 
+def _duration(v: str) -> float:
+    """A Go duration ("48h", "90m") in seconds."""
+    from kubegate.protobuf.codec import ProtobufError, parse_duration
+    try:
+        return parse_duration(v) / 1e9
+    except ProtobufError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def comma_list(v: str) -> list[str]:
     return [s.strip() for s in v.split(",") if s.strip()]
 
 
-def _modes(v: str) -> list[str]:
-    modes = [m.strip() for m in v.split(",") if m.strip()]
-    for m in modes:
-        if m not in AUTHORIZATION_MODES:
-            raise argparse.ArgumentTypeError(
-                f"authorization-mode {m!r} is not a valid mode (supported: {', '.join(AUTHORIZATION_MODES)})")
+def string_slice(v: str) -> list[str]:
+    """pflag's StringSlice: comma-separated, values kept as given (blank ones are the caller's to reject)."""
+    return v.split(",") if v else []
+
+
+def authorization_errors(cfg: ServerConfig) -> list[str]:
+    """kube-apiserver's BuiltInAuthorizationOptions.Validate, in its order."""
+    from kubegate.authz.messages import go_quote
+    modes = cfg.authorization_mode
+    errs = [] if modes else ["at least one authorization-mode must be passed"]
+    for mode in modes:
+        if mode not in AUTHORIZATION_MODES:
+            errs.append(f"authorization-mode {go_quote(mode)} is not a valid mode")
+        if mode == "ABAC" and not cfg.authorization_policy_file:
+            errs.append("authorization-mode ABAC's authorization policy file not passed")
+        if mode == "Webhook" and not cfg.authorization_webhook_config_file:
+            errs.append("authorization-mode Webhook's authorization config file not passed")
+    if cfg.authorization_policy_file and "ABAC" not in modes:
+        errs.append("cannot specify --authorization-policy-file without mode ABAC")
+    if cfg.authorization_webhook_config_file and "Webhook" not in modes:
+        errs.append("cannot specify --authorization-webhook-config-file without mode Webhook")
     if len(set(modes)) != len(modes):
-        raise argparse.ArgumentTypeError(f"authorization-mode {v!r} has mode specified more than once")
-    if not modes:
-        raise argparse.ArgumentTypeError("at least one authorization-mode must be passed")
-    return modes
+        quoted = " ".join(go_quote(m) for m in modes)
+        errs.append(f"authorization-mode [{quoted}] has mode specified more than once")
+    return errs
 
 
 def add_pki_flags(p: argparse.ArgumentParser) -> None:
@@ -82,16 +153,99 @@ def add_server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--client-ca-file", default=None,
                    help="client certificates signed by one of these CAs authenticate as CN (user) and O (groups) "
                         "(default DIR/pki/ca.crt)")
-    p.add_argument("--authorization-mode", type=_modes, default=["RBAC"],
-                   help=f"ordered list of authorization plug-ins: {', '.join(AUTHORIZATION_MODES)} (default RBAC)")
+    p.add_argument("--authorization-mode", type=string_slice, default=["Node", "RBAC"],
+                   help=f"ordered list of authorization plug-ins: {', '.join(AUTHORIZATION_MODES)} "
+                        "(default Node,RBAC)")
+    p.add_argument("--authorization-policy-file", default=None,
+                   help="ABAC policy, one JSON object per line, used with --authorization-mode=ABAC")
+    p.add_argument("--authorization-webhook-config-file", default=None,
+                   help="kubeconfig-format file naming the remote service asked for SubjectAccessReviews, "
+                        "used with --authorization-mode=Webhook")
+    p.add_argument("--authorization-webhook-version", default="v1beta1",
+                   help="authorization.k8s.io version of the SubjectAccessReview sent to the webhook: "
+                        "v1 or v1beta1 (default v1beta1)")
+    p.add_argument("--authorization-webhook-cache-authorized-ttl", type=_duration, default=300.0,
+                   help="how long to cache 'authorized' answers from the webhook, a Go duration (default 5m0s)")
+    p.add_argument("--authorization-webhook-cache-unauthorized-ttl", type=_duration, default=30.0,
+                   help="how long to cache 'unauthorized' answers from the webhook, a Go duration (default 30s)")
     p.add_argument("--anonymous-auth", type=_bool, default=True,
                    help="enables anonymous requests (user system:anonymous, group system:unauthenticated); "
                         "what they may do is still decided by authorization (default true)")
     p.add_argument("--api-audiences", type=comma_list, default=[],
                    help="identifiers of the API; tokens must carry one of them as audience "
-                        "(default: the first --service-account-issuer)")
+                        "(default: the --service-account-issuer values)")
     p.add_argument("--shutdown-delay-duration", type=float, default=0.0,
                    help="seconds to keep serving after SIGTERM while /readyz reports failure")
+    p.add_argument("--requestheader-client-ca-file", default=None,
+                   help="CA bundle that verifies the authenticating proxy's client certificate before the "
+                        "usernames in --requestheader-username-headers are trusted")
+    p.add_argument("--requestheader-allowed-names", type=string_slice, default=[],
+                   help="client certificate common names allowed to provide the headers (empty: any certificate "
+                        "signed by --requestheader-client-ca-file)")
+    p.add_argument("--requestheader-username-headers", type=string_slice, default=[],
+                   help="request headers to inspect for usernames; X-Remote-User is common")
+    p.add_argument("--requestheader-uid-headers", type=string_slice, default=[],
+                   help="request headers to inspect for UIDs; X-Remote-Uid is suggested")
+    p.add_argument("--requestheader-group-headers", type=string_slice, default=[],
+                   help="request headers to inspect for groups; X-Remote-Group is suggested")
+    p.add_argument("--requestheader-extra-headers-prefix", type=string_slice, default=[],
+                   help="request header prefixes to inspect for user extra; X-Remote-Extra- is suggested")
+    p.add_argument("--token-auth-file", default=None,
+                   help="CSV file of static bearer tokens: token,user,uid,\"group1,group2\"")
+    p.add_argument("--basic-auth-file", default=None,
+                   help="CSV file of HTTP Basic passwords: password,user,uid,\"group1,group2\" "
+                        "(insecure; removed upstream in 1.19, kept by kubegate, off unless given)")
+    p.add_argument("--enable-bootstrap-token-auth", type=_bool, nargs="?", const=True, default=False,
+                   help="bootstrap tokens (Secrets of type bootstrap.kubernetes.io/token in kube-system) "
+                        "authenticate; the token cleaner deletes expired ones")
+    p.add_argument("--service-account-issuer", action="append", default=[],
+                   help="issuer (iss) of service-account tokens; repeatable: the first signs new tokens, "
+                        f"all are accepted (default {DEFAULT_SERVICE_ACCOUNT_ISSUER})")
+    p.add_argument("--service-account-key-file", action="append", default=[],
+                   help="PEM file of public (or private) RSA/ECDSA keys that verify service-account tokens; "
+                        "repeatable (default DIR/pki/sa.pub)")
+    p.add_argument("--service-account-signing-key-file", default=None,
+                   help="PEM private key that signs service-account tokens (default DIR/pki/sa.key)")
+    p.add_argument("--service-account-max-token-expiration", type=_duration, default=0.0,
+                   help="longest validity a TokenRequest may get, a Go duration such as 48h "
+                        "(between 1h and 2^32 s; default: no limit)")
+    p.add_argument("--service-account-extend-token-expiration", type=_bool, default=True,
+                   help="pod-bound tokens requested for 3607 s get a one-year expiry with a warnafter claim "
+                        "(default true)")
+    p.add_argument("--service-account-lookup", type=_bool, default=True,
+                   help="legacy Secret-based tokens are valid only while their Secret and ServiceAccount "
+                        "exist (default true)")
+    p.add_argument("--service-account-jwks-uri", default="",
+                   help="jwks_uri published in /.well-known/openid-configuration "
+                        "(default https://<advertise address>:<port>/openid/v1/jwks)")
+    p.add_argument("--oidc-issuer-url", default="",
+                   help="https URL of the OpenID Connect provider whose ID tokens authenticate (its iss); "
+                        "discovery and keys are fetched from it")
+    p.add_argument("--oidc-client-id", default="",
+                   help="client ID that ID tokens must be issued for (their aud); required with --oidc-issuer-url")
+    p.add_argument("--oidc-ca-file", default=None,
+                   help="CA bundle that verifies the provider's serving certificate (default: the host's roots)")
+    p.add_argument("--oidc-username-claim", default="sub",
+                   help="claim holding the username (default sub); claims other than email are prefixed with "
+                        "the issuer URL and '#' unless --oidc-username-prefix is given")
+    p.add_argument("--oidc-username-prefix", default="",
+                   help="prefix for usernames from the provider; '-' disables prefixing")
+    p.add_argument("--oidc-groups-claim", default="",
+                   help="claim holding the user's groups, a string or an array of strings")
+    p.add_argument("--oidc-groups-prefix", default="",
+                   help="prefix for group names from the provider")
+    p.add_argument("--oidc-required-claim", action="append", default=[],
+                   help="key=value: a claim the ID token must carry with that value; repeatable")
+    p.add_argument("--oidc-signing-algs", type=string_slice, default=["RS256"],
+                   help="accepted signing algorithms: RS256/384/512, ES256/384/512, PS256/384/512 (default RS256)")
+    p.add_argument("--authentication-token-webhook-config-file", default=None,
+                   help="kubeconfig-format file naming the remote service asked for TokenReviews of bearer "
+                        "tokens no other authenticator accepts")
+    p.add_argument("--authentication-token-webhook-cache-ttl", type=_duration, default=120.0,
+                   help="how long to cache the webhook's answers, a Go duration (default 2m0s)")
+    p.add_argument("--authentication-token-webhook-version", default="v1beta1",
+                   help="authentication.k8s.io version of the TokenReview sent to the webhook: v1 or v1beta1 "
+                        "(default v1beta1)")
 
 
 def config_from_args(a: argparse.Namespace) -> ServerConfig:

@@ -147,6 +147,8 @@ def _op(r: Resource, action: str, kind: str, params: list[dict[str, Any]], body:
 def _paths(rs: list[Resource], v3: bool) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for r in rs:
+        if not r.schema:  # kubegate's own review kinds have no upstream schema to reference
+            continue
         base = f"/api/{r.version}" if not r.group else f"/apis/{r.group}/{r.version}"
         coll = f"{base}/namespaces/{{namespace}}/{r.plural}" if r.namespaced else f"{base}/{r.plural}"
         item = coll + "/{name}"

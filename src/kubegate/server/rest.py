@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping, Protocol
 
 from aiohttp import web
 
@@ -19,8 +19,17 @@ from kubegate.server.requestinfo import RequestInfo
 from kubegate.server.responses import object_response
 from kubegate.server.watch import serve_watch
 
-Admit = Callable[[str, Resource, dict[str, Any] | None, dict[str, Any] | None, str | None, UserInfo],
-                 Awaitable[None]]
+
+class Admit(Protocol):
+    """The admission chain for one write. `subresource` and `name` are the request's (for a
+    subresource, the parent object's name); rest.py passes them where the object alone cannot say."""
+
+    def __call__(self, operation: str, r: Resource, obj: dict[str, Any] | None, old: dict[str, Any] | None,
+                 namespace: str | None, user: UserInfo, *, subresource: str = "",
+                 name: str = "") -> Awaitable[None]: ...
+
+
+SubresourceCreator = Callable[["Request", dict[str, Any]], Awaitable[tuple[dict[str, Any], list[str]]]]
 
 
 @dataclass
@@ -44,6 +53,9 @@ class RESTHandler:
         self.registries = registries
         self.admit = admit
         self.patch_meta = patch_meta
+        # Create-only subresources served by their own modules, keyed (plural, subresource); the
+        # handler gets the decoded body (of the subresource's kind) and returns (object, warnings).
+        self.subresource_creators: dict[tuple[str, str], SubresourceCreator] = {}
 
     def registry(self, r: Resource) -> ResourceRegistry:
         return self.registries[(r.group, r.version, r.plural)]
@@ -155,6 +167,16 @@ class RESTHandler:
         body = await self._body(req)
         if req.info.subresource == "binding":
             return await self._bind(req, body, out)
+        creator = self.subresource_creators.get((r.plural, req.info.subresource))
+        if creator is not None:
+            sub = r.subresource(req.info.subresource)
+            kind = sub.kind if sub else r.kind
+            api_version = f"{sub.group}/{sub.version}" if sub and sub.group else r.api_version
+            obj, warnings, _ = await self._decode(req, body, kind, api_version, "CreateOptions")
+            await self.admit("create", r, obj, None, req.namespace, req.user, subresource=req.info.subresource,
+                             name=req.info.name)
+            created, more = await creator(req, obj)
+            return object_response(created, 201, out, warnings=warnings + more)
         obj, warnings, dry_run = await self._decode(req, body, r.kind, r.api_version, "CreateOptions")
         m = obj.get("metadata")
         if m is not None and not isinstance(m, dict):
@@ -180,7 +202,8 @@ class RESTHandler:
             pod["spec"]["nodeName"] = target
             return pod
 
-        await self.registry(req.resource).guaranteed_update(req.namespace, req.info.name, bind, dry_run=dry_run)
+        await self.registry(req.resource).guaranteed_update(req.namespace, req.info.name, bind, subresource="binding",
+                                                            dry_run=dry_run)
         return object_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                 "code": 201}, 201, out, warnings=warnings)
 
@@ -201,7 +224,7 @@ class RESTHandler:
         obj.setdefault("metadata", {})["name"] = req.info.name
         reg = self.registry(r)
         old = await reg.get(req.namespace, req.info.name)
-        await self.admit("update", r, obj, old.obj, req.namespace, req.user)
+        await self.admit("update", r, obj, old.obj, req.namespace, req.user, subresource=sub)
         d = await reg.update(obj, namespace=req.namespace, name=req.info.name, subresource=sub,
                              dry_run=dry_run, old=old)
         return object_response(d.obj, 200, out, warnings=warnings)
@@ -264,7 +287,7 @@ class RESTHandler:
             old = await reg.get(req.namespace, req.info.name)
             new = checked(copy.deepcopy(old.obj))
             if not is_scale:
-                await self.admit("update", r, new, old.obj, req.namespace, req.user)
+                await self.admit("update", r, new, old.obj, req.namespace, req.user, subresource=sub)
             want_rv = (new.get("metadata") or {}).get("resourceVersion")
             if want_rv and want_rv != old.obj["metadata"]["resourceVersion"]:
                 raise errors.conflict(r.plural, req.info.name, patching_conflict(), r.group)

@@ -53,10 +53,10 @@ class _GoRaw(str):
     """A value already rendered by Go's %#v (printed unquoted in field errors)."""
 
 
-def user_from_spec(spec: dict[str, Any]) -> UserInfo:
+def user_from_spec(spec: dict[str, Any], groups_key: str = "groups") -> UserInfo:
     extra = {k: tuple(v or ()) for k, v in (spec.get("extra") or {}).items()}
     return UserInfo(name=spec.get("user", ""), uid=spec.get("uid", ""),
-                    groups=tuple(spec.get("groups") or ()), extra=extra)
+                    groups=tuple(spec.get(groups_key) or ()), extra=extra)
 
 
 def user_info_json(user: UserInfo) -> dict[str, Any]:
@@ -66,14 +66,15 @@ def user_info_json(user: UserInfo) -> dict[str, Any]:
     if user.groups:
         out["groups"] = list(user.groups)
     if user.extra:
-        out["extra"] = {k: list(v) for k, v in user.extra.items()}
+        out["extra"] = {k: list(v) for k, v in sorted(user.extra.items())}  # Go writes map keys sorted
     return out
 
 
 class Reviews:
-    def __init__(self, authorizer: Authorizer, rules: RuleResolver) -> None:
+    def __init__(self, authorizer: Authorizer, rules: RuleResolver, token_reviewer: Any = None) -> None:
         self.authorizer = authorizer
         self.rules = rules
+        self.token_reviewer = token_reviewer  # server.tokenreview.TokenReviewer
 
     async def serve(self, http: web.Request, info: RequestInfo, r: Resource, user: UserInfo) -> web.StreamResponse:
         if info.verb != "create" or info.name:
@@ -84,7 +85,9 @@ class Reviews:
                                       http.query.get("fieldValidation") or "Warn")
         obj.setdefault("metadata", {})
         spec = obj.get("spec") or {}
-        if r.plural == "selfsubjectreviews":
+        if r.plural == "tokenreviews":
+            obj = await self.token_reviewer.review(obj)
+        elif r.plural == "selfsubjectreviews":
             obj["metadata"]["creationTimestamp"] = now_rfc3339()
             obj["status"] = {"userInfo": user_info_json(user)}
         elif r.plural == "selfsubjectrulesreviews":
@@ -94,9 +97,10 @@ class Reviews:
         else:
             subject = user
             if r.plural in ("subjectaccessreviews", "localsubjectaccessreviews"):
-                if not spec.get("user") and not spec.get("groups"):
+                groups_key = "group" if r.version == "v1beta1" else "groups"  # v1beta1's JSON name
+                if not spec.get("user") and not spec.get(groups_key):
                     raise _invalid("spec.user", "", "at least one of user or group must be specified")
-                subject = user_from_spec(spec)
+                subject = user_from_spec(spec, groups_key)
             attrs = attributes_from_spec(spec, subject)
             if r.plural == "localsubjectaccessreviews":
                 ns = info.namespace

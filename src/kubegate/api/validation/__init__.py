@@ -31,6 +31,7 @@ _VALIDATORS: dict[tuple[str, str], Validator] = {
     ("", "LimitRange"): core.limitrange,
     ("", "ResourceQuota"): core.resourcequota,
     ("", "PersistentVolumeClaim"): core.persistentvolumeclaim,
+    ("", "PersistentVolume"): core.persistentvolume,
     ("apps", "Deployment"): apps.deployment,
     ("apps", "ReplicaSet"): apps.replicaset,
     ("rbac.authorization.k8s.io", "Role"): rbac.role,

@@ -743,3 +743,80 @@ def persistentvolumeclaim(obj: dict[str, Any], old: dict[str, Any] | None) -> li
         if new_s is not None and old_s is not None and new_s < old_s:
             causes.append(field_forbidden("spec.resources.requests.storage", "field can not be less than status.capacity"))
     return causes
+
+
+# --- PersistentVolume ----------------------------------------------------------------------------
+
+_RECLAIM_POLICIES = ["Delete", "Recycle", "Retain"]
+# ValidatePersistentVolumeSpec's order; flexVolume counts but is never the "more than 1" one.
+_PV_SOURCES = (
+    "hostPath", "gcePersistentDisk", "awsElasticBlockStore", "glusterfs", "flocker", "nfs", "rbd", "quobyte",
+    "cephfs", "iscsi", "cinder", "fc", "flexVolume", "azureFile", "vsphereVolume", "photonPersistentDisk",
+    "portworxVolume", "azureDisk", "scaleIO", "local", "storageos", "csi",
+)
+_PV_SOURCE_ERROR_PATH = {"cephfs": "cephFS"}
+
+
+class _GoText(str):
+    """A value already rendered as Go's %#v prints it (shown bare in field errors)."""
+
+
+def _pv_spec(spec: dict[str, Any]) -> list[Cause]:
+    causes: list[Cause] = []
+    modes = lst(spec.get("accessModes"))
+    if not modes:
+        causes.append(field_required("spec.accessModes"))
+    for mode in modes:
+        if mode not in _ACCESS_MODES:
+            causes.append(field_not_supported("spec.accessModes", mode, _ACCESS_MODES))
+    if "ReadWriteOncePod" in modes and any(m in _ACCESS_MODES and m != "ReadWriteOncePod" for m in modes):
+        causes.append(field_forbidden("spec.accessModes", "may not use ReadWriteOncePod with other access modes"))
+    capacity = d(spec.get("capacity"))
+    if not capacity:
+        causes.append(field_required("spec.capacity"))
+    if "storage" not in capacity or len(capacity) > 1:
+        shown = _GoText("core.ResourceList(nil)") if not capacity else capacity
+        causes.append(field_not_supported("spec.capacity", shown, ["storage"]))
+    for name, value in capacity.items():
+        causes += _quantity(f"spec.capacity[{name}]", value, positive=True)
+    policy = s(spec.get("persistentVolumeReclaimPolicy"))
+    if policy and policy not in _RECLAIM_POLICIES:
+        causes.append(field_not_supported("spec.persistentVolumeReclaimPolicy", policy, _RECLAIM_POLICIES))
+    count = 0
+    for source in _PV_SOURCES:
+        if spec.get(source) is None:
+            continue
+        if count and source != "flexVolume":
+            causes.append(field_forbidden(f"spec.{_PV_SOURCE_ERROR_PATH.get(source, source)}",
+                                          "may not specify more than 1 volume type"))
+            continue
+        count += 1
+    if not count:
+        causes.append(field_required("spec", "must specify a volume type"))
+    sc = s(spec.get("storageClassName"))
+    if sc:
+        causes += [field_invalid("spec.storageClassName", sc, msg) for msg in names.is_dns1123_subdomain(sc)]
+    vm = spec.get("volumeMode")
+    if vm is not None and vm not in _VOLUME_MODES:
+        causes.append(field_not_supported("spec.volumeMode", vm, _VOLUME_MODES))
+    return causes
+
+
+def persistentvolume(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
+    m = d(obj.get("metadata"))
+    spec = d(obj.get("spec"))
+    if old is None:
+        return validate_object_meta(m, False, names.name_is_dns_subdomain) + _pv_spec(spec)
+    causes = validate_object_meta_update(m, d(old.get("metadata"))) + _pv_spec(spec)
+    old_spec = d(old.get("spec"))
+    sources = {k: spec.get(k) for k in _PV_SOURCES if spec.get(k) is not None}
+    old_sources = {k: old_spec.get(k) for k in _PV_SOURCES if old_spec.get(k) is not None}
+    csi, old_csi = d(sources.get("csi")), d(old_sources.get("csi"))
+    if csi and old_csi and "controllerExpandSecretRef" not in old_csi:
+        # a controller expand secret may be added later
+        sources["csi"] = {k: v for k, v in csi.items() if k != "controllerExpandSecretRef"}
+    if sources != old_sources:
+        causes.append(field_forbidden("spec.persistentvolumesource",
+                                      "spec.persistentvolumesource is immutable after creation"))
+    causes += immutable("volumeMode", spec.get("volumeMode"), old_spec.get("volumeMode"))
+    return causes

@@ -18,11 +18,28 @@ _CIDR_MSG = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def _parse_cidr(value: str) -> Network | None:
-    if "/" not in value:
+def parse_cidr(value: str) -> Network | None:
+    """netutils.ParseCIDRSloppy: Go's net.ParseCIDR, but IPv4 octets may have leading zeros.
+
+    Host bits may be set (1.36 leaves StrictIPCIDRValidation off); the prefix is decimal digits
+    only, so netmask forms that Python accepts ("10.0.0.0/255.0.0.0") are rejected as in Go."""
+    addr, slash, prefix = value.rpartition("/")
+    if not slash or not prefix.isascii() or not prefix.isdigit():
         return None
     try:
-        return ipaddress.ip_network(value, strict=False)
+        if ":" in addr:
+            ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.IPv6Address(addr)
+            if "%" in addr:
+                return None
+        else:
+            octets = addr.split(".")
+            if len(octets) != 4 or not all(o.isascii() and o.isdigit() and int(o) <= 255 for o in octets):
+                return None
+            ip = ipaddress.IPv4Address(".".join(str(int(o)) for o in octets))
+        bits = int(prefix)
+        if bits > ip.max_prefixlen:
+            return None
+        return ipaddress.ip_network((ip, bits), strict=False)
     except ValueError:
         return None
 
@@ -38,7 +55,7 @@ def _port(port: dict[str, Any], path: str) -> list[Cause]:
             causes += [field_invalid(f"{path}.port", p, m) for m in names.is_valid_port_num(p)]
             if isinstance(end, int):
                 if end < p:
-                    causes.append(field_invalid(f"{path}.endPort", p, "must be greater than or equal to `port`"))
+                    causes.append(field_invalid(f"{path}.endPort", end, "must be greater than or equal to `port`"))
                 causes += [field_invalid(f"{path}.endPort", end, m) for m in names.is_valid_port_num(end)]
         else:
             if end is not None:
@@ -49,36 +66,46 @@ def _port(port: dict[str, Any], path: str) -> list[Cause]:
     return causes
 
 
-def _ip_block(block: dict[str, Any], path: str) -> list[Cause]:
+class _Options:
+    """NetworkPolicyValidationOptions: what an update may keep that a create may not."""
+
+    def __init__(self, allow_invalid_label_value: bool = False, old_cidrs: frozenset[str] = frozenset()) -> None:
+        self.allow_invalid_label_value = allow_invalid_label_value
+        self.old_cidrs = old_cidrs
+
+
+def _ip_block(block: dict[str, Any], path: str, opts: _Options) -> list[Cause]:
+    """ValidateIPBlock; a CIDR string already in the old object is not re-validated (ratcheting)."""
     cidr = s(block.get("cidr"))
     if not cidr:
         return [field_required(f"{path}.cidr")]
-    net = _parse_cidr(cidr)
+    net = parse_cidr(cidr)
     if net is None:
-        return [field_invalid(f"{path}.cidr", cidr, _CIDR_MSG)]
+        return [] if cidr in opts.old_cidrs else [field_invalid(f"{path}.cidr", cidr, _CIDR_MSG)]
     causes: list[Cause] = []
     for i, ex in enumerate(lst(block.get("except"))):
         ex = s(ex)
         ep = f"{path}.except[{i}]"
-        exnet = _parse_cidr(ex)
+        exnet = parse_cidr(ex)
         if exnet is None:
-            causes.append(field_invalid(ep, ex, _CIDR_MSG))
+            if ex not in opts.old_cidrs:
+                causes.append(field_invalid(ep, ex, _CIDR_MSG))
             continue
         if exnet.version != net.version or exnet.network_address not in net or net.prefixlen >= exnet.prefixlen:
             causes.append(field_invalid(ep, ex, "must be a strict subset of `cidr`"))
     return causes
 
 
-def _peer(peer: dict[str, Any], path: str) -> list[Cause]:
+def _peer(peer: dict[str, Any], path: str, opts: _Options) -> list[Cause]:
     causes: list[Cause] = []
     count = 0
     for key in ("podSelector", "namespaceSelector"):
         if peer.get(key) is not None:
             count += 1
-            causes += validate_label_selector(d(peer[key]), f"{path}.{key}")
+            causes += validate_label_selector(d(peer[key]), f"{path}.{key}", opts.allow_invalid_label_value)
     if peer.get("ipBlock") is not None:
         count += 1
-        causes += _ip_block(d(peer["ipBlock"]), f"{path}.ipBlock")
+        causes += _ip_block(d(peer["ipBlock"]), f"{path}.ipBlock", opts)
     if count == 0:
         causes.append(field_required(path, "must specify a peer"))
     elif count > 1 and peer.get("ipBlock") is not None:
@@ -86,8 +113,9 @@ def _peer(peer: dict[str, Any], path: str) -> list[Cause]:
     return causes
 
 
-def network_policy_spec(spec: dict[str, Any]) -> list[Cause]:
-    causes = validate_label_selector(d(spec.get("podSelector")), "spec.podSelector")
+def network_policy_spec(spec: dict[str, Any], opts: _Options | None = None) -> list[Cause]:
+    opts = opts or _Options()
+    causes = validate_label_selector(d(spec.get("podSelector")), "spec.podSelector", opts.allow_invalid_label_value)
     for direction, peers in (("ingress", "from"), ("egress", "to")):
         for i, rule in enumerate(lst(spec.get(direction))):
             rule = d(rule)
@@ -95,7 +123,7 @@ def network_policy_spec(spec: dict[str, Any]) -> list[Cause]:
             for j, port in enumerate(lst(rule.get("ports"))):
                 causes += _port(d(port), f"{rp}.ports[{j}]")
             for j, peer in enumerate(lst(rule.get(peers))):
-                causes += _peer(d(peer), f"{rp}.{peers}[{j}]")
+                causes += _peer(d(peer), f"{rp}.{peers}[{j}]", opts)
     types = lst(spec.get("policyTypes"))
     if len(types) > len(_POLICY_TYPES):
         causes.append(field_invalid("spec.policyTypes", GoJSON(types), "may not specify more than two policyTypes"))
@@ -106,8 +134,24 @@ def network_policy_spec(spec: dict[str, Any]) -> list[Cause]:
     return causes
 
 
+def _update_options(old_spec: dict[str, Any]) -> _Options:
+    """ValidationOptionsForNetworking + ValidateNetworkPolicyUpdate's list of the old object's CIDRs."""
+    cidrs: set[str] = set()
+    for direction, peers in (("ingress", "from"), ("egress", "to")):
+        for rule in lst(old_spec.get(direction)):
+            for peer in lst(d(rule).get(peers)):
+                block = d(peer).get("ipBlock")
+                if isinstance(block, dict):
+                    cidrs.add(s(block.get("cidr")))
+                    cidrs.update(s(e) for e in lst(block.get("except")))
+    old_selector_invalid = bool(validate_label_selector(d(old_spec.get("podSelector")), "spec.podSelector"))
+    return _Options(old_selector_invalid, frozenset(cidrs))
+
+
 def networkpolicy(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
     m = d(obj.get("metadata"))
-    causes = (validate_object_meta(m, True, names.name_is_dns_subdomain) if old is None
-              else validate_object_meta_update(m, d(old.get("metadata"))))
-    return causes + network_policy_spec(d(obj.get("spec")))
+    if old is None:
+        return (validate_object_meta(m, True, names.name_is_dns_subdomain)
+                + network_policy_spec(d(obj.get("spec"))))
+    return (validate_object_meta_update(m, d(old.get("metadata")))
+            + network_policy_spec(d(obj.get("spec")), _update_options(d(old.get("spec")))))

@@ -10,7 +10,7 @@ from .common import d, lst, s
 from .meta import validate_labels
 
 
-def validate_label_selector(sel: dict[str, Any], path: str) -> list[Cause]:
+def validate_label_selector(sel: dict[str, Any], path: str, allow_invalid_label_value: bool = False) -> list[Cause]:
     causes = validate_labels(d(sel.get("matchLabels")), f"{path}.matchLabels")
     for i, req in enumerate(lst(sel.get("matchExpressions"))):
         req = d(req)
@@ -27,7 +27,7 @@ def validate_label_selector(sel: dict[str, Any], path: str) -> list[Cause]:
             causes.append(field_invalid(f"{ip}.operator", op, "not a valid selector operator"))
         key = s(req.get("key"))
         causes += [field_invalid(f"{ip}.key", key, m) for m in names.is_qualified_name(key)]
-        for j, v in enumerate(values):
+        for j, v in enumerate(values if not allow_invalid_label_value else []):
             causes += [field_invalid(f"{ip}.values[{j}]", v, m) for m in names.is_label_value(s(v))]
     return causes
 
