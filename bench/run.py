@@ -242,6 +242,8 @@ def main() -> None:
         b = asyncio.run(_fanout(base))
         rows.append(fmt("watch fan-out 1,000 watchers", a, b, "events/s"))
         print(rows[-1], flush=True)
+        from bench import rbac_scale  # imports this module's settings, so only now
+        rows += rbac_scale.run(tmp)
     finally:
         full.stop()
         base.stop()

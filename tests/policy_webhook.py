@@ -46,6 +46,7 @@ class PolicyWebhook:
     def __post_init__(self) -> None:
         self.ca = LocalCA("policy-webhook-ca")
         self._server: ThreadedServer | None = None
+        self._stopping = False
 
     def start(self) -> PolicyWebhook:
         app = web.Application()
@@ -54,6 +55,7 @@ class PolicyWebhook:
         return self
 
     def stop(self) -> None:
+        self._stopping = True  # releases hanging handlers so the server can shut down
         if self._server is not None:
             self._server.stop()
 
@@ -86,8 +88,8 @@ current-context: webhook
         review = await request.json()
         self.requests.append(review)
         self.paths.append(request.path_qs)
-        if self.mode == "hang":
-            await asyncio.sleep(3600)
+        while self.mode == "hang" and not self._stopping:
+            await asyncio.sleep(0.05)
         if self.mode == "garbage":
             return web.Response(text="<html>not a review</html>", content_type="text/html")
         if self.mode == "500":

@@ -122,14 +122,15 @@ def test_cache_key_includes_audiences() -> None:
 
 
 def test_cache_is_bounded_and_evicts_the_oldest() -> None:
-    class Any_:
-        calls: list[str] = []
+    class Everyone:
+        def __init__(self) -> None:
+            self.calls: list[str] = []
 
         async def authenticate_token(self, token: str, audiences: tuple[str, ...]) -> AuthResult:
             self.calls.append(token)
             return AuthResult(UserInfo(token))
 
-    inner = Any_()
+    inner = Everyone()
     cache = TokenCache(inner, size=2, clock=Clock())
     for t in ("a", "b", "c"):
         run(cache.authenticate_token(t, ()))

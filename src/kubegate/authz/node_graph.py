@@ -8,9 +8,9 @@ Edges point toward nodes:
     pv -> pvc
     secret -> pv
 
-An edge into a pod carries the pod's node ("destination"), so for most vertex types reachability
-is a lookup in a per-vertex count of destinations; only secrets and PVs, which reach nodes through
-PV -> PVC edges without a destination, need a walk. Deleting a vertex also deletes neighbours left
+An edge into a pod carries the pod's node ("destination"), so reachability is a lookup in a
+per-vertex count of destinations, plus a walk along the few edges without one (secret -> PV ->
+PVC, whose pod may not exist yet) for secrets and PVs. Deleting a vertex also deletes neighbours left
 without edges, exactly as upstream, so the graph holds nothing no bound pod or bound PV needs.
 Pure in-memory state: informers feed it, the authorizer reads it, nothing here does I/O."""
 from __future__ import annotations
@@ -23,9 +23,6 @@ from kubegate.api import podrefs
 
 CONFIGMAP, NODE, POD, PVC, PV, SECRET, SERVICE_ACCOUNT = (
     "configmap", "node", "pod", "pvc", "pv", "secret", "serviceAccount")
-
-# Types whose every outgoing edge carries a destination, so the destination count is authoritative.
-_INDEXED = frozenset({CONFIGMAP, POD, PVC, SERVICE_ACCOUNT})
 
 Vertex = tuple[str, str, str]  # (type, namespace, name)
 
@@ -40,6 +37,7 @@ class Graph:
         self._out: dict[Vertex, dict[Vertex, Vertex | None]] = {}  # from -> {to: destination node}
         self._in: dict[Vertex, set[Vertex]] = {}
         self._destinations: dict[Vertex, Counter[Vertex]] = {}
+        self._plain: dict[Vertex, set[Vertex]] = {}  # from -> targets of its edges without a destination
 
     # -- structure ----------------------------------------------------------------------------
 
@@ -54,6 +52,7 @@ class Graph:
             self._out[v] = {}
             self._in[v] = set()
             self._destinations[v] = Counter()
+            self._plain[v] = set()
         return v
 
     def _degree(self, v: Vertex) -> int:
@@ -62,14 +61,17 @@ class Graph:
     def _add_edge(self, frm: Vertex, to: Vertex, destination: Vertex | None) -> None:
         out = self._out[frm]
         if to in out:
-            self._forget_destination(frm, out[to])
+            self._forget_edge(frm, to, out[to])
         out[to] = destination
         self._in[to].add(frm)
-        if destination is not None:
+        if destination is None:
+            self._plain[frm].add(to)
+        else:
             self._destinations[frm][destination] += 1
 
-    def _forget_destination(self, frm: Vertex, destination: Vertex | None) -> None:
+    def _forget_edge(self, frm: Vertex, to: Vertex, destination: Vertex | None) -> None:
         if destination is None:
+            self._plain[frm].discard(to)
             return
         counts = self._destinations[frm]
         counts[destination] -= 1
@@ -80,8 +82,9 @@ class Graph:
         for to in self._out.pop(v):
             self._in[to].discard(v)
         for frm in self._in.pop(v):
-            self._forget_destination(frm, self._out[frm].pop(v))
+            self._forget_edge(frm, v, self._out[frm].pop(v))
         del self._destinations[v]
+        del self._plain[v]
 
     def _delete_vertex(self, v: Vertex) -> None:
         """Remove `v` and every neighbour whose only edge was to or from `v`."""
@@ -167,19 +170,15 @@ class Graph:
         node_v: Vertex = (NODE, "", node)
         if node_v not in self._out or start not in self._out:
             return False
-        if self._destinations[start][node_v] > 0:
-            return True
-        if start[0] in _INDEXED:
-            return False
+        # Edges carrying a destination either reach this node (counted) or a pod elsewhere (a dead
+        # end), so only edges without one (secret -> pv -> pvc) need walking.
         seen = {start}
         stack = [start]
         while stack:
             v = stack.pop()
-            for to, destination in self._out[v].items():
-                if destination is not None and destination != node_v:
-                    continue  # an edge into a pod on another node
-                if to == node_v or destination == node_v:
-                    return True
+            if self._destinations[v][node_v] > 0:
+                return True
+            for to in self._plain[v]:
                 if to not in seen:
                     seen.add(to)
                     stack.append(to)

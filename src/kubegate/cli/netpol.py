@@ -46,19 +46,23 @@ def _live(kubeconfig: str | None, namespaces: list[str] | None) -> Snapshot:
 
     def get(path: str) -> dict[str, Any] | None:
         try:
-            resp = api.call_api(path, "GET", auth_settings=["BearerToken"], _preload_content=False,
-                                _return_http_data_only=True, _request_timeout=30)
+            method, url, headers, body, post = api.param_serialize(
+                "GET", path, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+            resp = api.call_api(method, url, header_params=headers, body=body, post_params=post,
+                                _request_timeout=30)
+            resp.read()
         except ApiException as e:
-            if e.status == 404:
-                return None
-            try:
-                msg = json.loads(e.body).get("message") or e.reason
-            except (TypeError, ValueError):
-                msg = e.reason
-            raise CLIError(f"{msg} ({e.status})") from None
+            raise CLIError(f"{e.reason} ({e.status})") from None
         except HTTPError as e:
             raise CLIError(f"cannot reach the server: {e}") from None
-        doc: dict[str, Any] = json.loads(resp.data)
+        if resp.status == 404:
+            return None
+        try:
+            doc: dict[str, Any] = json.loads(resp.data)
+        except ValueError:
+            raise CLIError(f"the server answered {resp.status} with a body that is not JSON") from None
+        if resp.status >= 300:
+            raise CLIError(f"{doc.get('message') or resp.reason} ({resp.status})")
         return doc
 
     snap = Snapshot()

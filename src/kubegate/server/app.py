@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from kubegate.api import defaults, errors, validation
 from kubegate.api.errors import StatusError
@@ -37,6 +38,21 @@ from kubegate.server.rest import Request, RESTHandler
 from kubegate.serviceaccount.discovery import OpenIDMetadata
 
 log = logging.getLogger("kubegate.server")
+
+
+class _RedactParseErrors(logging.Filter):
+    """aiohttp logs a malformed request's offending bytes (e.g. the start of an oversized
+    Authorization header); keep only the kind of error, so no credential reaches the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg, record.args, record.exc_info, record.exc_text = (
+                "rejected a malformed HTTP request: %s", (type(exc).__name__,), None, None)
+        return True
+
+
+logging.getLogger("aiohttp.server").addFilter(_RedactParseErrors())
 
 VERSION_INFO = {
     "major": "1", "minor": "36", "emulationMajor": "1", "emulationMinor": "36",
@@ -95,7 +111,9 @@ class APIServer:
         return "process is shutting down" if self.shutting_down else None
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=0, handler_args={"max_field_size": 65536})
+        # Go's http.Server allows 1 MiB of headers; a long bearer token must reach the
+        # authenticator (and get its 401) rather than be cut off by the HTTP parser.
+        app = web.Application(client_max_size=0, handler_args={"max_field_size": 1 << 20})
         app.router.add_route("*", "/{tail:.*}", self.handle)
         app.on_response_prepare.append(_add_authn_warnings)
         return app
