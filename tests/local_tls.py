@@ -74,7 +74,7 @@ class ThreadedServer:
         return asyncio.run_coroutine_threadsafe(fn(), self._loop).result(30)
 
     async def _start(self) -> None:
-        self._runner = web.AppRunner(self._app, access_log=None)
+        self._runner = web.AppRunner(self._app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self._ssl)
         await site.start()

@@ -31,6 +31,8 @@ class TokenReviewService:
         "wh-alice": {"authenticated": True, "user": {"username": "alice-wh", "uid": "wh-1", "groups": ["wh-devs"],
                                                      "extra": {"scopes": ["read", "write"]}}},
         "wh-revoked": {"authenticated": False, "error": "token has been revoked"},
+        # Would authenticate, but answers too late.
+        "mode-slow": {"authenticated": True, "user": {"username": "too-late"}},
     }
 
     def __init__(self) -> None:
@@ -176,7 +178,8 @@ def test_oidc_token_review_as_vault_would(oc: Cluster, services: tuple[Provider,
     assert status["user"]["username"] == "jane@example.com"
     status = token_review(oc, provider.token(tier="gold", exp=int(time.time()) - 5))
     assert status == {"user": {}, "error": status["error"]}
-    assert status["error"].startswith("[invalid bearer token, oidc: verify token: oidc: token is expired (Token Expiry: ")
+    assert status["error"].startswith(
+        "[invalid bearer token, oidc: verify token: oidc: token is expired (Token Expiry: ")
 
 
 def test_oidc_key_rotation_without_restart(oc: Cluster, services: tuple[Provider, TokenReviewService, Path]) -> None:

@@ -252,7 +252,8 @@ def test_token_review_like_vault(sa_cluster: Cluster) -> None:
     valid = new_token(c, "default", "default")
     vault_aud = new_token(c, "default", "default", {"audiences": ["vault", "https://example.com"],
                                                     "expirationSeconds": 600})
-    cases = [("tokenreview-valid-sa-token.json", valid, None), ("tokenreview-custom-audience.json", vault_aud, ["vault"]),
+    cases = [("tokenreview-valid-sa-token.json", valid, None),
+             ("tokenreview-custom-audience.json", vault_aud, ["vault"]),
              ("tokenreview-audience-mismatch.json", valid, ["other"]),
              ("tokenreview-garbage-token.json", "garbage", None), ("tokenreview-empty-token.json", "", None)]
     for name, token, audiences in cases:

@@ -35,7 +35,8 @@ def flags(**kw: Any) -> OIDCOptions | None:
 def unsigned(claims: dict[str, Any], header: dict[str, Any] | None = None) -> str:
     """A token with a well-formed header and payload and a bogus signature: the claim checks run first."""
     head = orjson.dumps(header or {"alg": "RS256", "typ": "JWT"})
-    return f"{jwt.utils.base64url_encode(head).decode()}.{jwt.utils.base64url_encode(orjson.dumps(claims)).decode()}.c2ln"
+    b64 = jwt.utils.base64url_encode
+    return f"{b64(head).decode()}.{b64(orjson.dumps(claims)).decode()}.c2ln"
 
 
 def claims(**kw: Any) -> dict[str, Any]:

@@ -116,7 +116,8 @@ def test_ec_keys_sign_es256_and_publish_ec_jwk() -> None:
 
 
 def test_pem_file_may_hold_public_and_private_keys() -> None:
-    pem = (RSA_KEY.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    pem = (RSA_KEY.public_key().public_bytes(serialization.Encoding.PEM, spki)
            + EC_KEY.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
                                   serialization.NoEncryption()))
     keys = public_keys_from_pem(pem, "sa.pub")
@@ -205,8 +206,9 @@ def test_truncated_oversized_and_garbage_tokens_are_not_ours_or_rejected() -> No
     objects, signer = Objects(), Signer(RSA_KEY)
     token = bound(signer)
     a = authenticator(objects)
+    odd_iss = f"{b64({'alg': 'RS256'})}.{b64({'iss': [ISS]})}.c2ln"
     for t in ("garbage", token[: len(token) // 2], token.rsplit(".", 1)[0], "a.b.c", "{" + token, "", "..",
-              token.replace(".", "..", 1)):
+              token.replace(".", "..", 1), odd_iss, token + "=", "é" + token):
         assert a.check(t, ()) is None
     head, payload, sig = token.split(".")
     assert reject(a, f"{head}.{payload}.{sig[:-10]}") == "go-jose/go-jose: error in cryptographic primitive"

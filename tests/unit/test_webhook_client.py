@@ -281,3 +281,15 @@ def test_unreadable_kubeconfig(tmp_path: Path, content: str | None, message: str
         path.write_text(content)
     with pytest.raises(WebhookConfigError, match=message):
         load_webhook_kubeconfig(path)
+
+
+def test_tls_server_name_is_what_the_certificate_must_name(tmp_path: Path, ca: LocalCA,
+                                                           service: tuple[Service, ThreadedServer]) -> None:
+    _, server = service
+    named = kubeconfig(tmp_path, server.url + "/review", {"certificate-authority-data": b64(ca.pem),
+                                                          "tls-server-name": "localhost"})
+    assert post(load_webhook_kubeconfig(named, FAST), {})["kind"] == "TokenReview"
+    wrong = kubeconfig(tmp_path, server.url + "/review", {"certificate-authority-data": b64(ca.pem),
+                                                          "tls-server-name": "webhook.example.com"})
+    with pytest.raises(WebhookError, match="certificate verify failed"):
+        post(load_webhook_kubeconfig(wrong, FAST), {})

@@ -42,7 +42,8 @@ def test_rejections() -> None:
 def test_audiences_as_upstream() -> None:
     ok = {"authenticated": True, "user": {"username": "jane"}}
     # The answer's audiences must intersect the requested ones...
-    assert decide(status(**ok, audiences=["b", "c"]), ("a", "b"), ("x",)).audiences == ("b",)  # type: ignore[union-attr]
+    granted = decide(status(**ok, audiences=["b", "c"]), ("a", "b"), ("x",))
+    assert granted is not None and granted.audiences == ("b",)
     assert decide(status(**ok, audiences=["c"]), ("a", "b"), ("a",)) is None
     # ...and when it names none, the API's implicit audiences stand in.
     assert decide(status(**ok), ("a", "b"), ("b",)).audiences == ("b",)  # type: ignore[union-attr]

@@ -143,9 +143,9 @@ def _go_time(seconds: float) -> str:
 
 
 def _time_claim(claims: Mapping[str, Any], name: str) -> float | None:
-    value = claims.get(name)
     if name not in claims:
         return None
+    value = claims[name]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TokenError(f"oidc: failed to unmarshal claims: claim {name} is not a number")
     return float(int(value))  # go-oidc truncates to whole seconds

@@ -13,6 +13,7 @@ is computed from (cluster-wide for a matrix of all namespaces) and answers 403 o
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -36,16 +37,15 @@ GROUP = "netpol.kubegate.dev"
 KIND = "NetworkPolicyReview"
 
 
+@dataclass(frozen=True)
 class Question:
     """A validated review spec: a check (src and dst) or a matrix (namespaces, None = all)."""
 
-    def __init__(self, port: int, protocol: str, src: EndpointRef | None = None, dst: EndpointRef | None = None,
-                 namespaces: list[str] | None = None) -> None:
-        self.port, self.protocol, self.src, self.dst, self.namespaces = port, protocol, src, dst, namespaces
-
-    @property
-    def is_check(self) -> bool:
-        return self.src is not None
+    port: int
+    protocol: str
+    src: EndpointRef | None = None
+    dst: EndpointRef | None = None
+    namespaces: list[str] | None = None
 
     def scope(self) -> list[str]:
         """The namespaces whose pods and policies the answer depends on ("" = all of them)."""

@@ -103,7 +103,8 @@ class JWTAuthenticator:
         if len(parts) != 3:
             return None
         payload = _json_object(parts[1])
-        if payload is None or payload.get("iss") not in self._issuers:
+        iss = None if payload is None else payload.get("iss")
+        if not isinstance(iss, str) or iss not in self._issuers:
             return None
         header = _json_object(parts[0])
         if header is None or not isinstance(header.get("alg"), str):
