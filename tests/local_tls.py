@@ -81,8 +81,16 @@ class ThreadedServer:
         self.port = self._runner.addresses[0][1]
 
     def stop(self) -> None:
-        if self._runner is not None:
-            self.call(self._runner.cleanup)
+        self.call(self._stop)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
+
+    async def _stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        # Handlers still running (a deliberately slow webhook) end here, not with the loop.
+        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in rest:
+            t.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)

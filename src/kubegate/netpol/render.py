@@ -1,13 +1,10 @@
 """The graph of allowed flows: namespaces as columns of pods, one arrow per allowed ordered pair.
 
-SVG is written directly. PNG is the SVG converted by rsvg-convert (librsvg) or ImageMagick 7's
-`magick` when one is installed; Python has no well-kept SVG rasterizer in the standard library
-and kubegate adds no dependency for it.
+SVG is written directly; PNG is that SVG rasterized by CairoSVG (which needs the system's
+libcairo).
 """
 from __future__ import annotations
 
-import shutil
-import subprocess
 from xml.sax.saxutils import escape
 
 from .matrix import Matrix
@@ -82,12 +79,9 @@ def svg(m: Matrix) -> str:
 
 
 def png(m: Matrix) -> bytes:
-    doc = svg(m).encode()
-    for cmd in (["rsvg-convert", "--format", "png"], ["magick", "svg:-", "png:-"]):
-        if shutil.which(cmd[0]) is None:
-            continue
-        p = subprocess.run(cmd, input=doc, capture_output=True, timeout=120)
-        if p.returncode == 0 and p.stdout.startswith(b"\x89PNG"):
-            return p.stdout
-    raise RenderError("-o png converts the SVG with rsvg-convert (package librsvg2-bin) or ImageMagick's "
-                      "magick, and neither is installed here; use -o svg")
+    try:
+        import cairosvg
+    except OSError as e:  # cairocffi could not load libcairo
+        raise RenderError(f"-o png needs the cairo library ({e}); install libcairo2 or use -o svg") from None
+    out: bytes = cairosvg.svg2png(bytestring=svg(m).encode())
+    return out
