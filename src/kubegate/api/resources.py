@@ -143,6 +143,11 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("networking.k8s.io", "v1", "networkpolicies", "networkpolicy", "NetworkPolicy", True, CRUD,
              ("netpol",), schema="io.k8s.api.networking.v1.NetworkPolicy",
              storage_version_hash="YpfwF18m1G8="),
+    # apiextensions.k8s.io/v1: kubegate serves no custom resources, but kubectl lists CRDs before it
+    # validates a kind that has no PATCH operation (the create-only reviews) against /openapi/v2, so
+    # the always-empty list is served, read-only.
+    Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "customresourcedefinition",
+             "CustomResourceDefinition", False, ("get", "list", "watch"), ("crd", "crds"), ("api-extensions",)),
     # coordination.k8s.io/v1
     Resource("coordination.k8s.io", "v1", "leases", "lease", "Lease", True,
              schema="io.k8s.api.coordination.v1.Lease", storage_version_hash="gqkMMb/YqFM="),
@@ -183,7 +188,7 @@ RESOURCES: tuple[Resource, ...] = (
 # Groups in the order upstream's /apis lists them (the subset kubegate serves).
 GROUP_ORDER: tuple[str, ...] = (
     "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "certificates.k8s.io",
-    "networking.k8s.io", "rbac.authorization.k8s.io", "storage.k8s.io", "coordination.k8s.io",
+    "networking.k8s.io", "rbac.authorization.k8s.io", "storage.k8s.io", "apiextensions.k8s.io", "coordination.k8s.io",
     "netpol.kubegate.dev",
 )
 

@@ -35,3 +35,13 @@ class AuthenticationError(Exception):
 
 class Authenticator(Protocol):
     async def authenticate(self, req: AuthRequest) -> AuthResult | None: ...
+
+
+def header_values(headers: Mapping[str, str], name: str) -> list[str]:
+    """Every value of a (case-insensitive) header, in order (Go's Header[key]); aiohttp's headers are
+    a multidict, a plain mapping holds one value per name."""
+    getall = getattr(headers, "getall", None)
+    if getall is not None:
+        return list(getall(name, ()))
+    value = headers.get(name)
+    return [] if value is None else [value]

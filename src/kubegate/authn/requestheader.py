@@ -17,7 +17,7 @@ from urllib.parse import unquote_to_bytes
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from kubegate.authn import AuthenticationError, AuthRequest, AuthResult
+from kubegate.authn import AuthenticationError, AuthRequest, AuthResult, header_values
 from kubegate.authn.user import UserInfo
 from kubegate.authn.x509 import X509Authenticator
 
@@ -69,16 +69,6 @@ def go_path_unescape(s: str) -> str:
     if _GO_ESCAPE.search(s):
         return s
     return unquote_to_bytes(s).decode("utf-8", errors="replace")
-
-
-def header_values(headers: Mapping[str, str], name: str) -> list[str]:
-    """Every value of a (case-insensitive) header, in order (Go's Header[key]); aiohttp's headers are
-    a multidict, a plain mapping holds one value per name."""
-    getall = getattr(headers, "getall", None)
-    if getall is not None:
-        return list(getall(name, ()))
-    value = headers.get(name)
-    return [] if value is None else [value]
 
 
 def user_from_headers(headers: Mapping[str, str], cfg: RequestHeaderConfig) -> UserInfo | None:

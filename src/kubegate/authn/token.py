@@ -112,6 +112,15 @@ def bearer_token(header: str) -> tuple[str | None, bool]:
     return parts[1], False
 
 
+async def authenticate_presented(tokens: TokenAuthenticator, token: str, audiences: tuple[str, ...]) -> AuthResult:
+    """A token the client presented: one nobody accepts is an error (`invalid bearer token`), so
+    it never falls back to anonymous."""
+    result = await tokens.authenticate_token(token, audiences)
+    if result is None:
+        raise AuthenticationError(INVALID_BEARER_TOKEN)
+    return result
+
+
 class BearerAuthenticator:
     """Authorization: Bearer <token> against the token chain. A token nobody accepts is an error
     (`invalid bearer token`), so it never falls back to anonymous."""
@@ -126,7 +135,4 @@ class BearerAuthenticator:
             req.warnings.append(EXTRA_SPACE_WARNING)
         if token is None:
             return None
-        result = await self._tokens.authenticate_token(token, self._audiences)
-        if result is None:
-            raise AuthenticationError(INVALID_BEARER_TOKEN)
-        return result
+        return await authenticate_presented(self._tokens, token, self._audiences)

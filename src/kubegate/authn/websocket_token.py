@@ -10,8 +10,8 @@ import binascii
 import re
 from collections.abc import Mapping
 
-from kubegate.authn import AuthenticationError, AuthRequest, AuthResult
-from kubegate.authn.token import INVALID_BEARER_TOKEN, TokenAuthenticator
+from kubegate.authn import AuthenticationError, AuthRequest, AuthResult, header_values
+from kubegate.authn.token import TokenAuthenticator, authenticate_presented
 
 PROTOCOL_PREFIX = "base64url.bearer.authorization.k8s.io."
 _CONNECTION_UPGRADE = re.compile(r"(^|.*,\s*)upgrade($|\s*,)")
@@ -23,15 +23,6 @@ def is_websocket(headers: Mapping[str, str]) -> bool:
     if headers.get("Upgrade", "").lower() != "websocket":
         return False
     return _CONNECTION_UPGRADE.search(headers.get("Connection", "").lower()) is not None
-
-
-def _header_values(headers: Mapping[str, str], name: str) -> list[str]:
-    """Every value of a repeated header (aiohttp's multidict), or the one a plain mapping holds."""
-    getall = getattr(headers, "getall", None)
-    if getall is not None:
-        return list(getall(name, []))
-    value = headers.get(name)
-    return [] if value is None else [value]
 
 
 def _decode(encoded: str) -> str:
@@ -78,10 +69,7 @@ class WebSocketProtocolAuthenticator:
     async def authenticate(self, req: AuthRequest) -> AuthResult | None:
         if not is_websocket(req.headers):
             return None
-        token = protocol_token(_header_values(req.headers, "Sec-WebSocket-Protocol"))
+        token = protocol_token(header_values(req.headers, "Sec-WebSocket-Protocol"))
         if token is None:
             return None
-        result = await self._tokens.authenticate_token(token, self._audiences)
-        if result is None:
-            raise AuthenticationError(INVALID_BEARER_TOKEN)
-        return result
+        return await authenticate_presented(self._tokens, token, self._audiences)

@@ -4,8 +4,8 @@ index and matching functions, so they cannot disagree with the decisions the ser
 - who_can: every subject a binding grants the request to (upstream's SubjectAccessEvaluator,
   plus the binding and rule that grant it); system:masters is always first.
 - explain: the match behind an RBAC allow, or for a denial the nearest rules that apply to the
-  user (one field off: verb, API group, resource, resourceName, URL, or a binding in another
-  namespace).
+  user (fewest fields off; a wrong verb, resourceName or namespace counts as nearer than a wrong
+  resource, API group or URL).
 - rolesum: every rule a subject holds, cluster-wide and per namespace.
 
 Results are plain JSON-ready dicts (the HTTP API serves them) with text renderers for the CLI.

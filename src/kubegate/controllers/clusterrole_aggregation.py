@@ -18,7 +18,7 @@ from kubegate.api import errors
 from kubegate.api.registry import ResourceRegistry
 from kubegate.api.selectors import SelectorError, label_selector_from_object
 from kubegate.authz.types import PolicyRule
-from kubegate.server.informer import Informer
+from kubegate.server.informer import Informer, run_controller
 
 log = logging.getLogger("kubegate.clusterrole-aggregation")
 
@@ -59,12 +59,7 @@ class ClusterRoleAggregationController:
         self._dirty.set()
 
     async def run(self) -> None:
-        self.informer.prime()
-        worker = asyncio.create_task(self._work())
-        try:
-            await self.informer.run()
-        finally:
-            worker.cancel()
+        await run_controller(self.informer, self._work)
 
     async def _work(self) -> None:
         while True:

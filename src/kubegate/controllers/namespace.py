@@ -9,7 +9,7 @@ from typing import Any
 
 from kubegate.api import errors
 from kubegate.api.registry import ResourceRegistry
-from kubegate.server.informer import Informer
+from kubegate.server.informer import Informer, run_controller
 
 log = logging.getLogger("kubegate.namespace-controller")
 
@@ -28,12 +28,7 @@ class NamespaceController:
             self.queue.put_nowait(obj["metadata"]["name"])
 
     async def run(self) -> None:
-        self.informer.prime()
-        worker = asyncio.create_task(self._work())
-        try:
-            await self.informer.run()
-        finally:
-            worker.cancel()
+        await run_controller(self.informer, self._work)
 
     async def _work(self) -> None:
         while True:

@@ -16,7 +16,7 @@ from typing import Any
 from kubegate.api import errors
 from kubegate.api.registry import ResourceRegistry
 from kubegate.authn.bootstrap_token import NAMESPACE, expiration, is_bootstrap_secret
-from kubegate.server.informer import Informer
+from kubegate.server.informer import Informer, run_controller
 
 log = logging.getLogger("kubegate.tokencleaner")
 
@@ -57,12 +57,9 @@ class TokenCleaner:
         self._timers[name] = asyncio.get_running_loop().call_later(seconds, self._enqueue, name)
 
     async def run(self) -> None:
-        self.informer.prime()
-        worker = asyncio.create_task(self._work())
         try:
-            await self.informer.run()
+            await run_controller(self.informer, self._work)
         finally:
-            worker.cancel()
             for timer in self._timers.values():
                 timer.cancel()
 

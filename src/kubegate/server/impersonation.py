@@ -21,7 +21,8 @@ from dataclasses import dataclass, field, replace
 from kubegate.api import errors
 from kubegate.api.errors import StatusError
 from kubegate.api.validation import names
-from kubegate.authn.requestheader import HeaderNames, extra_from_headers, header_values
+from kubegate.authn import header_values
+from kubegate.authn.requestheader import HeaderNames, extra_from_headers
 from kubegate.authn.union import aggregate_message
 from kubegate.authn.user import (
     ALL_AUTHENTICATED, ALL_UNAUTHENTICATED, ANONYMOUS, NODES_GROUP, SERVICE_ACCOUNT_GROUP,

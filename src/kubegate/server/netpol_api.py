@@ -28,10 +28,9 @@ from kubegate.authz.messages import forbidden_message
 from kubegate.authz.types import Attributes, Authorizer, Decision
 from kubegate.netpol.engine import Engine
 from kubegate.netpol.model import PROTOCOLS, EndpointRef, ModelError, Snapshot
-from kubegate.server.bodies import decode_object, read_body
-from kubegate.server.negotiation import negotiate_object
 from kubegate.server.requestinfo import RequestInfo
 from kubegate.server.responses import object_response
+from kubegate.server.reviews import read_review
 
 GROUP = "netpol.kubegate.dev"
 KIND = "NetworkPolicyReview"
@@ -156,16 +155,10 @@ class NetpolReviews:
                     raise forbidden_message(attrs, res.reason)
 
     async def serve(self, http: web.Request, info: RequestInfo, r: Resource, user: UserInfo) -> web.StreamResponse:
-        if info.verb != "create" or info.name:
-            raise errors.method_not_allowed()
-        out = negotiate_object(http.headers.get("Accept"), allow_transform=False)
-        body = await read_body(http)
-        obj, warnings = decode_object(r, r.kind, r.api_version, http.headers.get("Content-Type"), body,
-                                      http.query.get("fieldValidation") or "Warn")
+        obj, warnings, out = await read_review(http, info, r)
         q = parse_spec(obj.get("spec"))
         scope = q.scope()
         await self._may_read(user, scope)
-        obj.setdefault("metadata", {})
         try:
             obj["status"] = answer(q, self.snapshot(scope))
         except ModelError as e:  # a stored object the engine cannot use

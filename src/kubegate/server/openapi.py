@@ -2,12 +2,17 @@
 
 kubectl uses the v3 documents for `explain`, for the patch metadata of client-side `apply`,
 and to learn that the server does field validation (the `fieldValidation` query parameter on
-write operations), so `apply`/`create` validate on the server. Documents are built lazily,
-once, and served as prebuilt bytes with a content hash.
+write operations), so `apply`/`create` validate on the server. Kinds without a PATCH operation
+(the create-only reviews) are validated by kubectl itself against /openapi/v2 in gnostic's
+protobuf encoding. Documents are built lazily, once, and served as prebuilt bytes with a
+content hash.
 """
 from __future__ import annotations
 
+import email.utils
 import hashlib
+from collections.abc import Mapping
+from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
 
@@ -17,6 +22,8 @@ from aiohttp import web
 from kubegate import schema
 from kubegate.api import errors
 from kubegate.api.resources import RESOURCES, Resource, group_versions
+from kubegate.server.negotiation import JSON, MediaType, parse_accept
+from kubegate.server.openapi_v2_proto import encode_document
 from kubegate.server.responses import BASE_HEADERS, not_found_page
 
 _SCALARS: dict[str, dict[str, Any]] = {
@@ -74,13 +81,28 @@ def _property(f: schema.Field, v3: bool) -> dict[str, Any]:
     return prop
 
 
+# TypeMeta, which kinds embed but no proto field carries (kubectl's client-side validation rejects
+# keys a definition does not list)
+_TYPE_META: dict[str, dict[str, Any]] = {
+    "apiVersion": {"type": "string", "description": (
+        "APIVersion defines the versioned schema of this representation of an object. Servers should convert "
+        "recognized schemas to the latest internal value, and may reject unrecognized values. More info: "
+        "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources")},
+    "kind": {"type": "string", "description": (
+        "Kind is a string value representing the REST resource this object represents. Servers may infer this "
+        "from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: "
+        "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds")},
+}
+
+
 def _definition(d: schema.Definition, v3: bool) -> dict[str, Any]:
     if d.name in _SPECIAL:
         out = dict(_SPECIAL[d.name])
         if d.description:
             out["description"] = d.description
         return out
-    props = {f.name: _property(f, v3) for f in schema.json_fields(d).values()}
+    props = {k: dict(v) for k, v in _TYPE_META.items()} if d.gvks else {}
+    props.update((f.name, _property(f, v3)) for f in schema.json_fields(d).values())
     out = {"type": "object", "properties": props}
     if d.description:
         out["description"] = d.description
@@ -181,7 +203,60 @@ def _doc_bytes(doc: dict[str, Any]) -> tuple[bytes, str]:
     return body, hashlib.sha512(body).hexdigest().upper()
 
 
+V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+# kube-openapi's /openapi/v2 handler: the media types an Accept clause may name, in the order it
+# tries them, and the Content-Type it answers with (the deprecated "@" form gets the dotted one,
+# which is what kubectl sends: application/com.github.proto-openapi.spec.v2@v1.0+protobuf).
+_V2_MEDIA = (("application", "json", JSON),
+             ("application", "com.github.proto-openapi.spec.v2@v1.0+protobuf", V2_PROTOBUF),
+             ("application", "com.github.proto-openapi.spec.v2.v1.0+protobuf", V2_PROTOBUF))
+
+
+def negotiate_v2(accept: str | None) -> str | None:
+    """The Content-Type /openapi/v2 is served in (goautoneg's clause order), or None: 406."""
+    for clause in sorted(parse_accept(accept), key=_precedence):
+        ctype, _, csub = ("*", "", "*") if clause.type == "*" else clause.type.partition("/")
+        for mtype, msub, content_type in _V2_MEDIA:
+            if ctype in (mtype, "*") and csub in (msub, "*"):
+                return content_type
+    return None
+
+
+def _precedence(m: MediaType) -> tuple[float, bool, bool]:
+    try:
+        q = float(m.params.get("q", "1"))
+    except ValueError:
+        q = 0.0  # goautoneg ignores the parse error, leaving q at 0
+    mtype, _, msub = m.type.partition("/")
+    return -q, mtype == "*", msub == "*"
+
+
+def not_modified(headers: Mapping[str, str], etag: str, last_modified: datetime) -> bool:
+    """Whether a GET gets 304, by Go's http.ServeContent preconditions (which kube-openapi uses).
+
+    `etag` is quoted. If-None-Match, when present, decides alone (weak comparison, `*` matches);
+    otherwise If-Modified-Since at or after the second of `last_modified`.
+    """
+    inm = headers.get("If-None-Match", "").strip()
+    if inm:
+        return any(t == "*" or t.removeprefix("W/") == etag for t in (x.strip() for x in inm.split(",")))
+    ims = headers.get("If-Modified-Since", "")
+    if not ims:
+        return False
+    try:
+        since = email.utils.parsedate_to_datetime(ims)
+    except (TypeError, ValueError):
+        return False
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=timezone.utc)
+    return last_modified.replace(microsecond=0) <= since
+
+
 class OpenAPI:
+    def __init__(self) -> None:
+        # upstream's Last-Modified is when the spec was (re)built; kubegate's is fixed at start
+        self._modified = datetime.now(timezone.utc)
+
     @cached_property
     def _v3(self) -> dict[str, tuple[bytes, str]]:
         docs: dict[str, tuple[bytes, str]] = {}
@@ -203,12 +278,20 @@ class OpenAPI:
                                        for k, (_, h) in sorted(self._v3.items())}})
 
     @cached_property
-    def _v2(self) -> bytes:
+    def _v2_doc(self) -> dict[str, Any]:
         names = _closure([r.schema for r in RESOURCES] + [schema.META + ".Status", schema.META + ".DeleteOptions"])
         defs = schema.definitions()
-        return orjson.dumps({"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.36.2"},
-                             "paths": _paths(list(RESOURCES), False),
-                             "definitions": {n: _definition(defs[n], False) for n in names}})
+        return {"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.36.2"},
+                "paths": _paths(list(RESOURCES), False),
+                "definitions": {n: _definition(defs[n], False) for n in names}}
+
+    @cached_property
+    def _v2(self) -> tuple[bytes, str]:
+        return _doc_bytes(self._v2_doc)
+
+    @cached_property
+    def _v2_proto(self) -> bytes:
+        return encode_document(self._v2_doc)
 
     async def serve(self, http: web.Request) -> web.StreamResponse:
         if http.method != "GET":
@@ -216,9 +299,7 @@ class OpenAPI:
         path = http.path.rstrip("/")
         accept = http.headers.get("Accept", "")
         if path == "/openapi/v2":
-            if accept and "json" not in accept and "*/*" not in accept:
-                raise errors.not_acceptable("application/json")
-            return _json(self._v2)
+            return self._serve_v2(http)
         if path == "/openapi/v3":
             return _json(self._v3_index)
         if path.startswith("/openapi/v3/"):
@@ -230,6 +311,21 @@ class OpenAPI:
             immutable = http.query.get("hash") == doc[1]
             return _json(doc[0], "public, immutable" if immutable else "no-cache, private", doc[1])
         return not_found_page()
+
+    def _serve_v2(self, http: web.Request) -> web.Response:
+        headers = dict(BASE_HEADERS)
+        headers["Vary"] = "Accept"
+        content_type = negotiate_v2(http.headers.get("Accept"))
+        if content_type is None:
+            return web.Response(status=406, headers=headers)  # upstream writes no body here
+        json_body, digest = self._v2
+        # one ETag for both encodings: upstream hashes the JSON document for the protobuf one too
+        headers["Etag"] = f'"{digest}"'
+        if not_modified(http.headers, headers["Etag"], self._modified):
+            return web.Response(status=304, headers=headers)
+        headers["Content-Type"] = content_type
+        headers["Last-Modified"] = email.utils.format_datetime(self._modified, usegmt=True)
+        return web.Response(body=self._v2_proto if content_type == V2_PROTOBUF else json_body, headers=headers)
 
 
 def _json(body: bytes, cache: str = "no-cache, private", etag: str = "") -> web.Response:

@@ -70,6 +70,19 @@ def user_info_json(user: UserInfo) -> dict[str, Any]:
     return out
 
 
+async def read_review(http: web.Request, info: RequestInfo, r: Resource) -> tuple[dict[str, Any], list[str], Any]:
+    """The body of a create-only review request (any other verb is 405): the decoded object, its
+    field-validation warnings and the negotiated output format."""
+    if info.verb != "create" or info.name:
+        raise errors.method_not_allowed()
+    out = negotiate_object(http.headers.get("Accept"), allow_transform=False)
+    body = await read_body(http)
+    obj, warnings = decode_object(r, r.kind, r.api_version, http.headers.get("Content-Type"), body,
+                                  http.query.get("fieldValidation") or "Warn")
+    obj.setdefault("metadata", {})
+    return obj, warnings, out
+
+
 class Reviews:
     def __init__(self, authorizer: Authorizer, rules: RuleResolver, token_reviewer: Any = None) -> None:
         self.authorizer = authorizer
@@ -77,13 +90,7 @@ class Reviews:
         self.token_reviewer = token_reviewer  # server.tokenreview.TokenReviewer
 
     async def serve(self, http: web.Request, info: RequestInfo, r: Resource, user: UserInfo) -> web.StreamResponse:
-        if info.verb != "create" or info.name:
-            raise errors.method_not_allowed()
-        out = negotiate_object(http.headers.get("Accept"), allow_transform=False)
-        body = await read_body(http)
-        obj, warnings = decode_object(r, r.kind, r.api_version, http.headers.get("Content-Type"), body,
-                                      http.query.get("fieldValidation") or "Warn")
-        obj.setdefault("metadata", {})
+        obj, warnings, out = await read_review(http, info, r)
         spec = obj.get("spec") or {}
         if r.plural == "tokenreviews":
             obj = await self.token_reviewer.review(obj)
