@@ -211,8 +211,8 @@ def fmt(name: str, full: dict[str, float], base: dict[str, float], unit: str = "
 
 
 def main() -> None:
-    import netpol as netpol_bench  # bench/netpol.py: in-process, so it runs before any server starts
-    netpol_bench.main()
+    from bench import authn_tokens, netpol, rbac_scale
+    netpol.main()  # in-process, so it runs before any server starts
     tmp = Path(tempfile.mkdtemp(prefix="kubegate-bench-"))
     full = start(tmp, "full", [])
     base = start(tmp, "allow", ["--authorization-mode=AlwaysAllow"])
@@ -234,15 +234,13 @@ def main() -> None:
         a, b = _rounds(lambda: asyncio.run(_x509_get(full, DURATION)), lambda: asyncio.run(_x509_get(base, DURATION)))
         rows.append(fmt("GET one object (x509 client cert)", a, b))
         print(rows[-1], flush=True)
-        import authn_tokens  # bench/authn_tokens.py: SA token vs client cert on the full server
-        for row in authn_tokens.main(full, ROUNDS, DURATION):
+        for row in authn_tokens.main(full, ROUNDS, DURATION):  # SA token vs client cert, full server
             rows.append(row)
             print(row, flush=True)
         a = asyncio.run(_fanout(full))
         b = asyncio.run(_fanout(base))
         rows.append(fmt("watch fan-out 1,000 watchers", a, b, "events/s"))
         print(rows[-1], flush=True)
-        from bench import rbac_scale  # imports this module's settings, so only now
         rows += rbac_scale.run(tmp)
     finally:
         full.stop()

@@ -22,7 +22,7 @@ from aiohttp import web
 from kubegate import schema
 from kubegate.api import errors
 from kubegate.api.resources import RESOURCES, Resource, group_versions
-from kubegate.server.negotiation import JSON, MediaType, parse_accept
+from kubegate.server.negotiation import JSON
 from kubegate.server.openapi_v2_proto import encode_document
 from kubegate.server.responses import BASE_HEADERS, not_found_page
 
@@ -213,22 +213,50 @@ _V2_MEDIA = (("application", "json", JSON),
 
 
 def negotiate_v2(accept: str | None) -> str | None:
-    """The Content-Type /openapi/v2 is served in (goautoneg's clause order), or None: 406."""
-    for clause in sorted(parse_accept(accept), key=_precedence):
-        ctype, _, csub = ("*", "", "*") if clause.type == "*" else clause.type.partition("/")
+    """The Content-Type /openapi/v2 is served in, or None: 406.
+
+    As kube-openapi does it: goautoneg's parse and order of the Accept clauses, then the first
+    clause that matches one of _V2_MEDIA wins (q only orders; even q=0 matches).
+    """
+    for ctype, csub, _ in _goautoneg(accept or "*/*"):
         for mtype, msub, content_type in _V2_MEDIA:
             if ctype in (mtype, "*") and csub in (msub, "*"):
                 return content_type
     return None
 
 
-def _precedence(m: MediaType) -> tuple[float, bool, bool]:
-    try:
-        q = float(m.params.get("q", "1"))
-    except ValueError:
-        q = 0.0  # goautoneg ignores the parse error, leaving q at 0
-    mtype, _, msub = m.type.partition("/")
-    return -q, mtype == "*", msub == "*"
+def _goautoneg(header: str) -> list[tuple[str, str, float]]:
+    clauses: list[tuple[str, str, float]] = []
+    for part in header.split(","):
+        media_range, *params = part.strip(" ").split(";")
+        mtype, *rest = media_range.split("/")
+        mtype = mtype.strip(" ")
+        if not rest and mtype == "*":
+            msub = "*"
+        elif len(rest) == 1:
+            msub = rest[0].strip(" ")
+        else:
+            continue
+        q = 1.0
+        for param in params:
+            key, eq, value = param.partition("=")
+            if eq and key.strip(" ") == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0  # Go's ParseFloat error leaves 0
+        clauses.append((mtype, msub, q))
+    # Go's sort.Sort is an insertion sort at this size, with goautoneg's (non-transitive) Less
+    for i in range(1, len(clauses)):
+        j = i
+        while j > 0 and _goautoneg_less(clauses[j], clauses[j - 1]):
+            clauses[j], clauses[j - 1] = clauses[j - 1], clauses[j]
+            j -= 1
+    return clauses
+
+
+def _goautoneg_less(a: tuple[str, str, float], b: tuple[str, str, float]) -> bool:
+    return a[2] > b[2] or (a[0] != "*" and b[0] == "*") or (a[1] != "*" and b[1] == "*")
 
 
 def not_modified(headers: Mapping[str, str], etag: str, last_modified: datetime) -> bool:
