@@ -289,10 +289,7 @@ spec:
 
 
 def test_v1beta1_subject_access_review(cluster: Cluster) -> None:
-    # --validate=false: kubectl validates create-only kinds (no PATCH in OpenAPI v3) against the
-    # protobuf OpenAPI v2 document, which kubegate does not serve yet (406); the server still
-    # validates the fields.
-    create = ("create", "--validate=false", "-o", "json", "-f", "-")
+    create = ("create", "-o", "json", "-f", "-")
     allowed = json.loads(cluster.ok(*create, input=V1BETA1_SAR % "system:masters"))
     assert allowed["apiVersion"] == "authorization.k8s.io/v1beta1"
     assert allowed["spec"]["group"] == ["system:masters"] and allowed["status"] == {"allowed": True}

@@ -106,6 +106,8 @@ def test_every_served_resource_has_its_schema() -> None:
     for r in RESOURCES:
         if r.group.endswith("kubegate.dev"):  # kubegate's own review kinds have no upstream schema
             continue
+        if r.group == "apiextensions.k8s.io":  # the CRD list is served empty, read-only and without protobuf
+            continue
         assert definition_for_gvk(r.group, r.version, r.kind) is definition(r.schema), r.kind
         if r.persisted:  # review kinds have no List
             assert definition_for_gvk(r.group, r.version, r.list_kind) is not None, r.list_kind

@@ -70,11 +70,14 @@ _FORMATS = {JSON: "json", YAML: "yaml", PROTOBUF: "protobuf", "*/*": "json", "ap
 _AS_KINDS = {"Table", "PartialObjectMetadata", "PartialObjectMetadataList"}
 
 
-def negotiate_object(accept: str | None, *, allow_transform: bool = True) -> Output:
-    """Pick the response form for an API object; 406 when nothing offered is acceptable."""
+def negotiate_object(accept: str | None, *, allow_transform: bool = True, protobuf: bool = True) -> Output:
+    """Pick the response form for an API object; 406 when nothing offered is acceptable.
+
+    protobuf=False for kinds kubegate has no schema table for (they cannot be encoded as protobuf).
+    """
     for mt in parse_accept(accept):
         fmt = _FORMATS.get(mt.type)
-        if fmt is None:
+        if fmt is None or (fmt == "protobuf" and not protobuf):
             continue
         kind = mt.as_kind
         if kind:
@@ -88,9 +91,10 @@ def negotiate_object(accept: str | None, *, allow_transform: bool = True) -> Out
                                      for m in parse_accept(accept)):
             return Output("json")
         return Output(fmt)
+    offered = ACCEPTED_BODY_TYPES if protobuf else f"{JSON}, {YAML}"
     raise errors.StatusError(
         406, "NotAcceptable",
-        f"406: Not Acceptable\n\nAvailable representations: {ACCEPTED_BODY_TYPES}", {})
+        f"406: Not Acceptable\n\nAvailable representations: {offered}", {})
 
 
 def decode_body(content_type: str | None, body: bytes) -> tuple[Any, str]:

@@ -94,7 +94,7 @@ class RESTHandler:
     # -- reads -------------------------------------------------------------------------------
 
     async def get(self, req: Request) -> web.StreamResponse:
-        out = negotiate_object(req.http.headers.get("Accept"))
+        out = negotiate_object(req.http.headers.get("Accept"), protobuf=bool(req.resource.schema))
         reg = self.registry(req.resource)
         d = await reg.get(req.namespace, req.info.name)
         if req.info.subresource == "scale":
@@ -107,7 +107,7 @@ class RESTHandler:
         return object_response(d.obj, 200, out, json_bytes=d.json())
 
     async def list(self, req: Request) -> web.StreamResponse:
-        out = negotiate_object(req.http.headers.get("Accept"))
+        out = negotiate_object(req.http.headers.get("Accept"), protobuf=bool(req.resource.schema))
         q = req.query
         opts = list_options(req.resource, q)
         reg = self.registry(req.resource)
@@ -139,7 +139,7 @@ class RESTHandler:
                                include_object=include, api_version=f"meta.k8s.io/{out.as_version}")
 
     async def watch(self, req: Request) -> web.StreamResponse:
-        out = negotiate_object(req.http.headers.get("Accept"))
+        out = negotiate_object(req.http.headers.get("Accept"), protobuf=bool(req.resource.schema))
         opts = list_options(req.resource, req.query)
         return await serve_watch(req.http, self.registry(req.resource), req.namespace, opts, out, req.query,
                                  table=(lambda objs, meta: self._table(req, [Decoded(o) for o in objs], meta, out))
