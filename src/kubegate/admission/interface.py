@@ -1,0 +1,53 @@
+"""The admission stage's one protocol (upstream k8s.io/apiserver/pkg/admission): what a plugin sees
+of a write, and the two phases it may take part in.
+
+Upstream's order for a write: mutating admission (plugins may change `obj`), then the object's own
+validation, then validating admission (plugins may only refuse). A plugin refuses by raising a
+`kubegate.api.errors.StatusError` (403, 422, 404, 429 ... as its upstream counterpart does).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kubegate.api.resources import Resource
+from kubegate.authn.user import UserInfo
+
+CREATE = "CREATE"
+UPDATE = "UPDATE"
+DELETE = "DELETE"
+CONNECT = "CONNECT"
+
+
+@dataclass
+class AdmissionRequest:
+    operation: str  # CREATE, UPDATE, DELETE, CONNECT
+    resource: Resource
+    namespace: str  # "" for cluster-scoped objects
+    name: str  # the request's name (for a create, the object's name or "" with generateName)
+    user: UserInfo
+    obj: dict[str, Any] | None  # the new object (None for DELETE); mutating plugins may change it
+    old: dict[str, Any] | None = None  # the stored object for UPDATE and DELETE
+    subresource: str = ""
+    dry_run: bool = False
+    options: dict[str, Any] = field(default_factory=dict)  # CreateOptions / UpdateOptions / DeleteOptions
+    # What plugins add: Warning headers (upstream's text, without the "299 - " framing) and
+    # audit annotations ("<plugin>/<key>": value).
+    warnings: list[str] = field(default_factory=list)
+    annotations: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return self.resource.kind
+
+
+class MutatingPlugin(Protocol):
+    name: str  # upstream's plugin name, e.g. "ServiceAccount"
+
+    async def admit(self, req: AdmissionRequest) -> None: ...
+
+
+class ValidatingPlugin(Protocol):
+    name: str
+
+    async def validate(self, req: AdmissionRequest) -> None: ...
