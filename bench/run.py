@@ -211,8 +211,9 @@ def fmt(name: str, full: dict[str, float], base: dict[str, float], unit: str = "
 
 
 def main() -> None:
-    from bench import authn_tokens, netpol, rbac_scale
+    from bench import authn_tokens, netpol, podsecurity, rbac_scale
     netpol.main()  # in-process, so it runs before any server starts
+    podsecurity.main()
     tmp = Path(tempfile.mkdtemp(prefix="kubegate-bench-"))
     full = start(tmp, "full", [])
     base = start(tmp, "allow", ["--authorization-mode=AlwaysAllow"])

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from kubegate.api import errors
+from kubegate.api import csr_strategy, errors
 from kubegate.api.defaults import apply_defaults
 from kubegate.api.resources import RESOURCES, Resource
 from kubegate.api.validation import validate, validate_status
@@ -136,7 +136,8 @@ def test_golden_csr_approval_mutually_exclusive() -> None:
     g = golden("certificates/csr-approve-again.json")
     new = g["request"]["body"]
     old = _stored("certificates/csr-approve.json")
-    causes = validate_status(CSR, new, old)
+    csr_strategy.prepare_for_update(new, old, "approval", "2026-11-23T11:17:56Z")  # as the registry does first
+    causes = validate_status(CSR, new, old, "approval")
     got = errors.invalid(CSR.kind, "golden-user", causes, CSR.group).status()
     assert got == g["response"]["body"]
 

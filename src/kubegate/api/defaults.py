@@ -301,6 +301,54 @@ def _status_struct(obj: dict[str, Any]) -> None:
     obj.setdefault("status", {})
 
 
+# --- admissionregistration.k8s.io/v1 ---------------------------------------------------------------
+
+def _rules(rules: Any) -> None:
+    for rule in _items(rules):
+        rule.setdefault("scope", "*")
+
+
+def _match_resources(mr: dict[str, Any]) -> None:
+    mr.setdefault("namespaceSelector", {})
+    mr.setdefault("objectSelector", {})
+    mr.setdefault("matchPolicy", "Equivalent")
+    _rules(mr.get("resourceRules"))
+    _rules(mr.get("excludeResourceRules"))
+
+
+def _webhook_configuration(obj: dict[str, Any], mutating: bool = False) -> None:
+    for hook in _items(obj.get("webhooks")):
+        hook.setdefault("failurePolicy", "Fail")
+        hook.setdefault("matchPolicy", "Equivalent")
+        hook.setdefault("namespaceSelector", {})
+        hook.setdefault("objectSelector", {})
+        hook.setdefault("timeoutSeconds", 10)
+        _rules(hook.get("rules"))
+        service = hook.get("clientConfig", {}).get("service") if isinstance(hook.get("clientConfig"), dict) else None
+        if isinstance(service, dict):
+            service.setdefault("port", 443)
+        if mutating:
+            hook.setdefault("reinvocationPolicy", "Never")
+
+
+def _mutating_webhook_configuration(obj: dict[str, Any]) -> None:
+    _webhook_configuration(obj, mutating=True)
+
+
+def _validating_admission_policy(obj: dict[str, Any]) -> None:
+    spec = _dict(obj, "spec")
+    spec.setdefault("failurePolicy", "Fail")
+    if isinstance(spec.get("matchConstraints"), dict):
+        _match_resources(spec["matchConstraints"])
+    obj.setdefault("status", {})
+
+
+def _validating_admission_policy_binding(obj: dict[str, Any]) -> None:
+    spec = _dict(obj, "spec")
+    if isinstance(spec.get("matchResources"), dict):
+        _match_resources(spec["matchResources"])
+
+
 _DEFAULTERS: dict[tuple[str, str], Defaulter] = {
     ("", "Pod"): _pod,
     ("", "Secret"): _secret,
@@ -318,6 +366,10 @@ _DEFAULTERS: dict[tuple[str, str], Defaulter] = {
     ("networking.k8s.io", "NetworkPolicy"): _networkpolicy,
     ("storage.k8s.io", "StorageClass"): _storageclass,
     ("certificates.k8s.io", "CertificateSigningRequest"): _status_struct,
+    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"): _mutating_webhook_configuration,
+    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"): _webhook_configuration,
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"): _validating_admission_policy,
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"): _validating_admission_policy_binding,
 }
 
 

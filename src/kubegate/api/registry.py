@@ -67,6 +67,9 @@ class ListResult:
 
 
 Hook = Callable[[Resource, dict[str, Any], dict[str, Any] | None], None]
+# Validating admission for one write: (object to store or None for a delete, stored object or None),
+# called after the object's validation and before the store, raising the plugin's StatusError.
+AdmitHook = Callable[[dict[str, Any] | None, dict[str, Any] | None], Awaitable[None]]
 
 
 class ResourceRegistry:
@@ -81,10 +84,15 @@ class ResourceRegistry:
         self._validate = validate    # raises StatusError 422
         # Consumers that must see a write before it is acknowledged (the RBAC index) wait here.
         self.after_write: Callable[[int], Awaitable[None]] | None = None
+        # Whether the stored value at a key predates the current encryption writer (set when encrypting).
+        self.stale: Callable[[str], Awaitable[bool]] | None = None
         # A resource served from another one's storage (events.k8s.io from core events)
         # converts on the way out (view) and in (to_storage).
         self.view: Callable[[dict[str, Any]], dict[str, Any]] | None = None
         self.to_storage: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+        # A resource whose write paths change only their part of it (the CSR strategies): prepares the
+        # merged object for (subresource) and returns the causes that path's update rules find.
+        self.update_strategy: Callable[[dict[str, Any], dict[str, Any], str, str], list[errors.Cause]] | None = None
 
     def present(self, d: Decoded) -> Decoded:
         return d if self.view is None else Decoded(self.view(d.obj))
@@ -160,7 +168,8 @@ class ResourceRegistry:
 
     # -- writes ------------------------------------------------------------------------------
 
-    async def create(self, obj: dict[str, Any], *, namespace: str | None, dry_run: bool = False) -> Decoded:
+    async def create(self, obj: dict[str, Any], *, namespace: str | None, dry_run: bool = False,
+                     admit: AdmitHook | None = None) -> Decoded:
         r = self.resource
         m = meta(obj)
         if r.namespaced:
@@ -184,6 +193,8 @@ class ResourceRegistry:
                 fins.append("kubernetes")
         self._prepare(r, obj, None)
         self._validate(r, obj, None)
+        if admit is not None:
+            await admit(obj, None)
         key = r.key(namespace, m["name"])
         if dry_run:
             if self.cache.get(key) is not None:
@@ -197,7 +208,7 @@ class ResourceRegistry:
 
     async def update(self, obj: dict[str, Any], *, namespace: str | None, name: str,
                      subresource: str = "", dry_run: bool = False,
-                     old: Decoded | None = None) -> Decoded:
+                     old: Decoded | None = None, admit: AdmitHook | None = None) -> Decoded:
         """PUT semantics: optimistic concurrency on metadata.resourceVersion when given."""
         r = self.resource
         current = old or await self.get(namespace, name)
@@ -207,9 +218,15 @@ class ResourceRegistry:
         if want_rv and want_rv != cur["metadata"]["resourceVersion"]:
             raise errors.conflict(r.plural, name, _MODIFIED, r.group)
         new = self._merge_for_update(obj, cur, subresource)
+        if self.update_strategy is not None:
+            causes = self.update_strategy(new, cur, subresource, now_rfc3339())
+            if causes:
+                raise errors.invalid(r.kind, name, causes, r.group)
         self._prepare(r, new, cur)
         if subresource != "binding":  # upstream's BindingREST writes spec.nodeName past the pod update rules
             self._validate(r, new, cur)
+        if admit is not None:
+            await admit(new, cur)
         return await self._write(new, cur, namespace, name, dry_run)
 
     def _merge_for_update(self, obj: dict[str, Any], cur: dict[str, Any], subresource: str) -> dict[str, Any]:
@@ -256,8 +273,9 @@ class ResourceRegistry:
         key = r.key(namespace, name)
         cm = cur["metadata"]
         new["metadata"]["resourceVersion"] = cm["resourceVersion"]
-        if new == cur:
-            # A no-op update writes nothing and keeps the resourceVersion, as upstream.
+        if new == cur and not (self.stale is not None and not dry_run and await self.stale(key)):
+            # A no-op update writes nothing and keeps the resourceVersion, as upstream, unless the stored
+            # value was not written by the current encryption writer (upstream rewrites stale data).
             return Decoded(cur)
         if dry_run:
             return Decoded(new)
@@ -273,7 +291,8 @@ class ResourceRegistry:
 
     async def guaranteed_update(self, namespace: str | None, name: str,
                                 mutate: Callable[[dict[str, Any]], dict[str, Any]],
-                                *, subresource: str = "", dry_run: bool = False) -> Decoded:
+                                *, subresource: str = "", dry_run: bool = False,
+                                admit: AdmitHook | None = None) -> Decoded:
         """Read-modify-write that retries on conflict (PATCH and controllers use it)."""
         for _ in range(16):
             current = await self.get(namespace, name)
@@ -284,14 +303,14 @@ class ResourceRegistry:
             new["metadata"]["resourceVersion"] = current.obj["metadata"]["resourceVersion"]
             try:
                 return await self.update(new, namespace=namespace, name=name, subresource=subresource,
-                                         dry_run=dry_run, old=current)
+                                         dry_run=dry_run, old=current, admit=admit)
             except errors.StatusError as e:
                 if e.reason != "Conflict" or want_rv:
                     raise
         raise errors.conflict(self.resource.plural, name, _MODIFIED, self.resource.group)
 
     async def delete(self, namespace: str | None, name: str, *, options: dict[str, Any] | None = None,
-                     dry_run: bool = False) -> tuple[Decoded, bool]:
+                     dry_run: bool = False, admit: AdmitHook | None = None) -> tuple[Decoded, bool]:
         """Returns (object, deleted_now). Objects with finalizers are only marked for deletion."""
         r = self.resource
         options = options or {}
@@ -310,6 +329,8 @@ class ResourceRegistry:
                 "Precondition failed: ResourceVersion in precondition: "
                 f"{pre['resourceVersion']}, ResourceVersion in object meta: {cm.get('resourceVersion')}",
                 r.group)
+        if admit is not None:
+            await admit(None, cur)
         finalizers = list(cm.get("finalizers") or [])
         policy = options.get("propagationPolicy") or ""
         if options.get("orphanDependents") is True:

@@ -158,6 +158,22 @@ RESOURCES: tuple[Resource, ...] = (
     # storage.k8s.io/v1
     Resource("storage.k8s.io", "v1", "storageclasses", "storageclass", "StorageClass", False, CRUD, ("sc",),
              schema="io.k8s.api.storage.v1.StorageClass", storage_version_hash="K+m6uJwbjGY="),
+    # admissionregistration.k8s.io/v1: the configuration of the webhook and policy admission plugins
+    Resource("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations",
+             "mutatingwebhookconfiguration", "MutatingWebhookConfiguration", False, CRUD,
+             categories=("api-extensions",), schema="io.k8s.api.admissionregistration.v1.MutatingWebhookConfiguration"),
+    Resource("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies", "validatingadmissionpolicy",
+             "ValidatingAdmissionPolicy", False, CRUD, categories=("api-extensions",),
+             subresources=(_status("ValidatingAdmissionPolicy"),),
+             schema="io.k8s.api.admissionregistration.v1.ValidatingAdmissionPolicy", has_status=True),
+    Resource("admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings",
+             "validatingadmissionpolicybinding", "ValidatingAdmissionPolicyBinding", False, CRUD,
+             categories=("api-extensions",),
+             schema="io.k8s.api.admissionregistration.v1.ValidatingAdmissionPolicyBinding"),
+    Resource("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations",
+             "validatingwebhookconfiguration", "ValidatingWebhookConfiguration", False, CRUD,
+             categories=("api-extensions",),
+             schema="io.k8s.api.admissionregistration.v1.ValidatingWebhookConfiguration"),
     # authentication.k8s.io/v1 and authorization.k8s.io/v1: create-only reviews, never stored
     Resource("authentication.k8s.io", "v1", "selfsubjectreviews", "selfsubjectreview", "SelfSubjectReview",
              False, ("create",), schema="io.k8s.api.authentication.v1.SelfSubjectReview", persisted=False),
@@ -188,7 +204,8 @@ RESOURCES: tuple[Resource, ...] = (
 # Groups in the order upstream's /apis lists them (the subset kubegate serves).
 GROUP_ORDER: tuple[str, ...] = (
     "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "certificates.k8s.io",
-    "networking.k8s.io", "rbac.authorization.k8s.io", "storage.k8s.io", "apiextensions.k8s.io", "coordination.k8s.io",
+    "networking.k8s.io", "rbac.authorization.k8s.io", "storage.k8s.io", "admissionregistration.k8s.io",
+    "apiextensions.k8s.io", "coordination.k8s.io",
     "netpol.kubegate.dev",
 )
 

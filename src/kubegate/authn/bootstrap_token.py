@@ -48,6 +48,11 @@ def parse_token(token: str) -> tuple[str, str] | None:
     return None if m is None else (m.group(1), m.group(2))
 
 
+def is_valid_group(group: str) -> bool:
+    """cluster-bootstrap ValidateBootstrapGroupName."""
+    return _GROUP.match(group) is not None
+
+
 def _parse_rfc3339(v: str) -> datetime | None:
     m = _RFC3339.match(v)
     if m is None:

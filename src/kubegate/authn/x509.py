@@ -4,13 +4,14 @@ Chain verification follows Go's crypto/x509 Verify as kube-apiserver uses it: ro
 intermediates from the presented chain, every certificate inside its validity window, issuers that
 are intermediates must be CAs within their path length, and the ClientAuth extended key usage must
 be permitted by every certificate that restricts usages (a certificate without the extension is
-unrestricted, as in Go). Revocation is not checked, as upstream.
+unrestricted, as in Go). Upstream checks no revocation; kubegate rejects a leaf whose serial is in the
+`revoked` set (kubegate.pki.revocation), consulted on every request so a revocation applies at once.
 """
 from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from datetime import datetime, timezone
 
 from cryptography import x509
@@ -112,7 +113,8 @@ class X509Authenticator:
     requestheader authenticator reuses it with its own conversion to verify the proxy's certificate."""
 
     def __init__(self, ca_bundle_pem: bytes, cache_size: int = 4096,
-                 clock: Callable[[], datetime] = _utcnow, user_conversion: UserConversion = _user_from_leaf) -> None:
+                 clock: Callable[[], datetime] = _utcnow, user_conversion: UserConversion = _user_from_leaf,
+                 revoked: Container[int] = frozenset()) -> None:
         roots = x509.load_pem_x509_certificates(ca_bundle_pem)
         self._roots_by_subject: dict[bytes, list[x509.Certificate]] = {}
         for root in roots:
@@ -121,8 +123,10 @@ class X509Authenticator:
         self._clock = clock
         self._cache_size = cache_size
         self._user_conversion = user_conversion
-        # chain digest -> (result, the time it stops being valid: the earliest NotAfter in the chain)
-        self._cache: OrderedDict[bytes, tuple[AuthResult | None, datetime]] = OrderedDict()
+        self._revoked = revoked
+        # chain digest -> (result, the time it stops being valid: the earliest NotAfter in the chain,
+        # the leaf's serial)
+        self._cache: OrderedDict[bytes, tuple[AuthResult | None, datetime, int]] = OrderedDict()
 
     async def authenticate(self, req: AuthRequest) -> AuthResult | None:
         if not req.peer_certs:
@@ -130,19 +134,21 @@ class X509Authenticator:
         now = self._clock()
         key = hashlib.sha256(b"".join(hashlib.sha256(d).digest() for d in req.peer_certs)).digest()
         hit = self._cache.get(key)
-        if hit is not None:
-            result, expires = hit
-            if now <= expires:
-                self._cache.move_to_end(key)
-                return result
-            del self._cache[key]
-        result, expires = self._verify(req.peer_certs, now)
-        self._cache[key] = (result, expires)
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        if hit is not None and now <= hit[1]:
+            self._cache.move_to_end(key)
+            result, _, serial = hit
+        else:
+            if hit is not None:
+                del self._cache[key]
+            result, expires, serial = self._verify(req.peer_certs, now)
+            self._cache[key] = (result, expires, serial)
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        if serial in self._revoked:
+            raise AuthenticationError(f"verifying certificate SN={serial} failed: certificate has been revoked")
         return result
 
-    def _verify(self, ders: list[bytes], now: datetime) -> tuple[AuthResult | None, datetime]:
+    def _verify(self, ders: list[bytes], now: datetime) -> tuple[AuthResult | None, datetime, int]:
         try:
             certs = [x509.load_der_x509_certificate(d) for d in ders]
         except ValueError as e:
@@ -154,7 +160,7 @@ class X509Authenticator:
                                       "x509: certificate specifies an incompatible key usage")
         user = self._user_conversion(leaf, ders[0])
         expires = min(c.not_valid_after_utc for c in chain)
-        return (AuthResult(user) if user is not None else None), expires
+        return (AuthResult(user) if user is not None else None), expires, leaf.serial_number
 
     def _verified_chain(self, leaf: x509.Certificate, leaf_der: bytes,
                         intermediates: list[x509.Certificate], now: datetime) -> list[x509.Certificate]:

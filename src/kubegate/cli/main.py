@@ -7,10 +7,12 @@ import logging
 import sys
 from pathlib import Path
 
-from kubegate.cli import access, netpol
+from kubegate.cli import access, certs, netpol, onboarding, token
 from kubegate.pki.kubeconfig import set_kubeconfig_server
 from kubegate.pki.layout import KUBECONFIG_SPECS, PKIError, apiserver_url, init_pki
 from kubegate.server.config import ConfigError, ServerConfig, add_pki_flags, add_server_flags, config_from_args
+from kubegate.storage.encryption.config import ConfigError as EncryptionConfigError
+from kubegate.storage.encryption.store import TransformError
 
 
 def _init(data_dir: Path, extra_sans: list[str], advertise: str | None, key_type: str, port: int,
@@ -69,7 +71,7 @@ def cmd_up(a: argparse.Namespace) -> int:
 
     try:
         asyncio.run(serve(cfg, ready_cb=ready))
-    except (PKIError, ConfigError) as e:
+    except (PKIError, ConfigError, EncryptionConfigError, TransformError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except OSError as e:
@@ -90,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_server_flags(pu)
     pu.set_defaults(func=cmd_up)
     access.add_commands(sub)
+    certs.add_commands(sub)
+    token.add_commands(sub)
+    onboarding.add_commands(sub)
     netpol.add_commands(sub)
     return p
 

@@ -337,6 +337,11 @@ def write_public_key(path: Path, key: PublicKey, *, overwrite: bool = False) -> 
     _write_atomic(path, public_key_pem(key), KEY_FILE_MODE, overwrite=overwrite)
 
 
+def write_public_file(path: Path, data: bytes, *, overwrite: bool = False) -> None:
+    """Any non-secret file (a CRL) at mode 0644, atomically."""
+    _write_atomic(path, data, CERT_FILE_MODE, overwrite=overwrite)
+
+
 def write_private_file(path: Path, data: bytes, *, overwrite: bool = False) -> None:
     """Any secret-bearing file (kubeconfigs) at mode 0600, atomically."""
     _write_atomic(path, data, KEY_FILE_MODE, overwrite=overwrite)

@@ -120,7 +120,7 @@ def embedded_pem(config: dict[str, Any], field: str) -> bytes | None:
     if field == "certificate-authority-data":
         section = current_cluster(config)
     else:
-        section = _current_user(config)
+        section = current_user(config)
     value = section.get(field) if section else None
     if not isinstance(value, str):
         return None
@@ -130,7 +130,8 @@ def embedded_pem(config: dict[str, Any], field: str) -> bytes | None:
         return None
 
 
-def _current_user(config: dict[str, Any]) -> dict[str, Any] | None:
+def current_user(config: dict[str, Any]) -> dict[str, Any] | None:
+    """The `user` entry the current context points at, or None."""
     current = config.get("current-context")
     user_name = next(
         (

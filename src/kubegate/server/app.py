@@ -32,7 +32,8 @@ from kubegate.server.netpol_api import GROUP as NETPOL_GROUP, NetpolReviews
 from kubegate.server.impersonation import Impersonator, wanted_user
 from kubegate.server.requestinfo import RequestInfo, RequestInfoError, parse_request_info
 from kubegate.server.responses import (
-    BASE_HEADERS, not_found_page, object_response, status_response, text_response, warning_header,
+    BASE_HEADERS, WARNINGS, not_found_page, object_response, recorded_warnings, status_response, text_response,
+    warning_header,
 )
 from kubegate.server.rest import Request, RESTHandler
 from kubegate.serviceaccount.discovery import OpenIDMetadata
@@ -84,6 +85,8 @@ class Components:
     # Service-account issuer discovery documents; None when they cannot be served (upstream logs why).
     issuer_discovery: OpenIDMetadata | None = None
     netpol: NetpolReviews | None = None  # NetworkPolicyReview; composition always sets it
+    # Certificates expiring within 30 days, shown as warning lines in /readyz?verbose.
+    cert_warnings: Callable[[], list[str]] | None = None
 
 
 class APIServer:
@@ -96,7 +99,8 @@ class APIServer:
             "readyz": HealthEndpoint("readyz", [("ping", _ok), ("log", _ok), ("etcd", self._store_check),
                                                 ("informer-sync", self._ready_check),
                                                 ("poststarthook/rbac/bootstrap-roles", self._ready_check),
-                                                ("shutdown", self._shutdown_check)]),
+                                                ("shutdown", self._shutdown_check)],
+                                     warnings=c.cert_warnings),
             "healthz": HealthEndpoint("healthz", [("ping", _ok), ("log", _ok), ("etcd", self._store_check),
                                                   ("poststarthook/rbac/bootstrap-roles", self._ready_check)]),
         }
@@ -263,13 +267,13 @@ def _sanitize(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-_AUTHN_WARNINGS = "kubegate.authn_warnings"
+_AUTHN_WARNINGS = WARNINGS
 
 
 async def _add_authn_warnings(http: web.Request, resp: web.StreamResponse) -> None:
     """Warnings raised during authentication go on every response, success or not, as upstream's
     warning recorder writes them before the handler runs."""
-    for w in http.get(_AUTHN_WARNINGS, ()):
+    for w in recorded_warnings(http.get(_AUTHN_WARNINGS, ())):
         resp.headers.add("Warning", warning_header(w))
 
 

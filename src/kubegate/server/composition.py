@@ -1,15 +1,20 @@
 """Builds every component of a running server from its configuration (the one wiring point)."""
 from __future__ import annotations
 
+import datetime
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from kubegate.admission.namespace_lifecycle import NamespaceLifecycle
-from kubegate.admission.node_restriction import NodeRestriction
+from kubegate.admission.chain import (
+    DEFAULT_ON as ADMISSION_DEFAULT_ON, AdmissionConfigError, PluginDeps, build_chain, enabled_plugins,
+    read_config_file,
+)
+from kubegate.admission.plugins import PLUGINS, CSRRequester, RBACEscalation
 from kubegate.api import events
+from kubegate.api import csr_strategy
 from kubegate.api.registry import ResourceRegistry, decode_kv
 from kubegate.api.resources import RESOURCES, Resource
 from kubegate.authn import AuthenticationError, Authenticator, AuthRequest
@@ -36,7 +41,16 @@ from kubegate.authz.rbac import RBACAuthorizer
 from kubegate.authz.union import UnionAuthorizer, UnionRuleResolver
 from kubegate.authz.webhook import WebhookAuthorizer
 from kubegate.controllers.bootstrap import ensure_namespaces, reconcile_rbac
+from kubegate.controllers.client import CONTROLLER_MANAGER, ControllerClient, controller_user
 from kubegate.controllers.clusterrole_aggregation import ClusterRoleAggregationController
+from kubegate.controllers.deployment import DeploymentController
+from kubegate.controllers.garbage_collector import GarbageCollector
+from kubegate.controllers.replicaset import ReplicaSetController
+from kubegate.controllers.root_ca import RootCAPublisher
+from kubegate.controllers.csr_approving import CSRApprovingController
+from kubegate.controllers.csr_signing import CONTROLLER as CSR_CONTROLLER, CSRSigningController
+from kubegate.controllers.serviceaccount import ServiceAccountController
+from kubegate.controllers.token import TokensController
 from kubegate.controllers.namespace import NamespaceController
 from kubegate.controllers.tokencleaner import TokenCleaner
 from kubegate.server import app as app_mod
@@ -56,7 +70,14 @@ from kubegate.serviceaccount.claims import LEGACY_ISSUER
 from kubegate.serviceaccount.discovery import OpenIDMetadata, openid_metadata
 from kubegate.serviceaccount.keys import KeySet, Signer, load_public_keys, load_signing_key
 from kubegate.server.tls import server_context
+from kubegate.server.cert_rotation import CertRotator
+from kubegate.pki import renewal
+from kubegate.pki.certs import PKIError, load_pair
+from kubegate.pki.layout import PKIPaths
+from kubegate.pki.revocation import RevocationSet
 from kubegate.storage.cache import CacheSet
+from kubegate.storage.encryption.store import EncryptingStore
+from kubegate.storage.encryption.wiring import encrypting_store
 from kubegate.storage.sqlite import SQLiteStore
 from kubegate.webhook.client import WebhookConfigError, load_webhook_kubeconfig
 
@@ -121,10 +142,44 @@ def _token_requests(cfg: ServerConfig, by_plural: dict[str, ResourceRegistry]) -
     max_exp = cfg.service_account_max_token_expiration
     if max_exp and not 3600 <= max_exp <= 2**32:
         raise ConfigError("the service-account-max-token-expiration must be between 1 hour and 2^32 seconds")
-    signer = Signer(load_signing_key(cfg.service_account_signing_key_file
-                                     or str(Path(cfg.data_dir) / "pki" / "sa.key")))
-    return TokenRequestREST(by_plural, signer, cfg.issuers[0], cfg.audiences, int(max_exp),
+    return TokenRequestREST(by_plural, _signer(cfg), cfg.issuers[0], cfg.audiences, int(max_exp),
                             cfg.service_account_extend_token_expiration)
+
+
+def _signer(cfg: ServerConfig) -> Signer:
+    return Signer(load_signing_key(cfg.service_account_signing_key_file or str(Path(cfg.data_dir) / "pki" / "sa.key")))
+
+
+def _controllers(cfg: ServerConfig, authorizer: Any, by_plural: dict[str, ResourceRegistry],
+                 ca_file: str) -> list[Callable[[], Awaitable[None]]]:
+    """kube-controller-manager's controllers, each under its own identity (controllers/client.py)."""
+    def client(name: str) -> ControllerClient:
+        return ControllerClient(controller_user(name), authorizer, by_plural)
+    ca_pem = Path(ca_file).read_text()
+    return [ServiceAccountController(client("service-account-controller")).run,
+            RootCAPublisher(client("root-ca-cert-publisher"), ca_pem).run,
+            TokensController(ControllerClient(CONTROLLER_MANAGER, authorizer, by_plural), ca_pem,
+                             _signer(cfg).sign).run,
+            ReplicaSetController(client("replicaset-controller")).run,
+            DeploymentController(client("deployment-controller")).run,
+            GarbageCollector(client("generic-garbage-collector"), sorted(by_plural)).run,
+            CSRApprovingController(client(CSR_CONTROLLER), authorizer).run,
+            _csr_signing(cfg, client(CSR_CONTROLLER), authorizer).run]
+
+
+def _csr_signing(cfg: ServerConfig, client: ControllerClient, authorizer: Any) -> CSRSigningController:
+    """csrsigning with --cluster-signing-cert-file/--cluster-signing-key-file (default the cluster CA)."""
+    if bool(cfg.cluster_signing_cert_file) != bool(cfg.cluster_signing_key_file):
+        raise ConfigError("cannot specify --cluster-signing-cert-file without --cluster-signing-key-file "
+                          "or vice versa")
+    pki = Path(cfg.data_dir) / "pki"
+    try:
+        ca_cert, ca_key = load_pair(Path(cfg.cluster_signing_cert_file or pki / "ca.crt"),
+                                    Path(cfg.cluster_signing_key_file or pki / "ca.key"))
+    except PKIError as e:
+        raise ConfigError(f"cluster signing CA: {e}") from None
+    return CSRSigningController(client, authorizer, ca_cert, ca_key,
+                                datetime.timedelta(seconds=cfg.cluster_signing_duration))
 
 
 def _issuer_discovery(cfg: ServerConfig, external_address: str) -> OpenIDMetadata | None:
@@ -199,7 +254,7 @@ def _requestheader(cfg: ServerConfig) -> RequestHeaderAuthenticator | None:
 
 
 def _authenticator(cfg: ServerConfig, client_ca: str, tokens: TokenAuthenticator | None,
-                   proxy: RequestHeaderAuthenticator | None) -> Authenticator:
+                   proxy: RequestHeaderAuthenticator | None, revoked: RevocationSet) -> Authenticator:
     """Upstream's request order: requestheader, x509, bearer tokens (only when some token
     authenticator is configured); then the group adder and anonymous."""
     authenticators: list[Authenticator] = []
@@ -208,7 +263,7 @@ def _authenticator(cfg: ServerConfig, client_ca: str, tokens: TokenAuthenticator
     if cfg.basic_auth_file:
         log.warning(BASIC_AUTH_INSECURE)
         authenticators.append(BasicAuthenticator.from_file(cfg.basic_auth_file))
-    authenticators.append(X509Authenticator(Path(client_ca).read_bytes()))
+    authenticators.append(X509Authenticator(Path(client_ca).read_bytes(), revoked=revoked))
     if tokens is not None:
         audiences = tuple(cfg.audiences)
         authenticators += [BearerAuthenticator(tokens, audiences), WebSocketProtocolAuthenticator(tokens, audiences)]
@@ -218,12 +273,19 @@ def _authenticator(cfg: ServerConfig, client_ca: str, tokens: TokenAuthenticator
 async def build(cfg: ServerConfig) -> tuple[app_mod.Components, ssl.SSLContext]:
     cert, key, client_ca = _pki(cfg)
     ssl_ctx = server_context(cert, key, client_ca)
+    # The serving certificate is renewed only when it is the layout's own (no --tls-cert-file).
+    rotator = CertRotator(PKIPaths(Path(cfg.data_dir)), ssl_ctx, cert, key, owned=tuple(
+        n for n in renewal.SERVER_OWNED if n != "apiserver" or not cfg.tls_cert_file))
+    rotator.check()
     proxy = _requestheader(cfg)
     file_authorizers = _file_authorizers(cfg)
+    admission_plugins, admission_config = _admission_options(cfg)
     if proxy is not None:
         # As upstream, the proxy's CA joins the CAs the TLS handshake names to clients.
         ssl_ctx.load_verify_locations(cadata=proxy.ca_pem.decode())
-    store = SQLiteStore(str(cfg.db_path))
+    encryption_tasks: list[Callable[[], Awaitable[None]]] = []
+    store = encrypting_store(SQLiteStore(str(cfg.db_path)), cfg.encryption_provider_config,
+                             cfg.encryption_provider_config_automatic_reload, RESOURCES, encryption_tasks)
     await store.start()
     caches = CacheSet(store, lambda prefix: decode_kv)
     prepare, validate = app_mod.registry_hooks()
@@ -236,6 +298,8 @@ async def build(cfg: ServerConfig) -> tuple[app_mod.Components, ssl.SSLContext]:
             continue
         cache = await caches.cache(r.key_prefix + "/")
         reg = ResourceRegistry(r, store, cache, prepare, validate)
+        if isinstance(store, EncryptingStore):
+            reg.stale = store.stale  # an unchanged update still rewrites a value the writer did not write
         registries[(r.group, r.version, r.plural)] = reg
         if r.group in ("", "apps", "rbac.authorization.k8s.io", "certificates.k8s.io", "networking.k8s.io",
                        "coordination.k8s.io", "storage.k8s.io"):
@@ -244,6 +308,7 @@ async def build(cfg: ServerConfig) -> tuple[app_mod.Components, ssl.SSLContext]:
         if r.group == "events.k8s.io":
             reg.view, reg.to_storage = events.from_core, events.to_core
 
+    by_plural["certificatesigningrequests"].update_strategy = csr_strategy.update
     await ensure_namespaces(by_plural["namespaces"])
     written = await reconcile_rbac(by_plural)
     if written:
@@ -272,7 +337,13 @@ async def build(cfg: ServerConfig) -> tuple[app_mod.Components, ssl.SSLContext]:
     token_tasks: list[Callable[[], Awaitable[None]]] = []
     token_chain = _token_authenticators(cfg, by_plural, token_tasks)
     tokens = TokenCache(TokenUnion(token_chain)) if token_chain else None
-    authn = _authenticator(cfg, client_ca, tokens, proxy)
+    revoked = RevocationSet()
+    revocations = Informer(by_plural["configmaps"].cache, revoked.handle)
+    revocations.prime()
+    informers.append(revocations)
+    # `kubegate certs revoke` writes the ConfigMap: the revocation holds before the write returns.
+    by_plural["configmaps"].after_write = revocations.wait_for
+    authn = _authenticator(cfg, client_ca, tokens, proxy, revoked)
 
     async def authenticate(req: AuthRequest) -> UserInfo:
         res = await authn.authenticate(req)
@@ -280,30 +351,19 @@ async def build(cfg: ServerConfig) -> tuple[app_mod.Components, ssl.SSLContext]:
             raise AuthenticationError("Unauthorized")
         return res.user
 
-    escalation = EscalationGuard(authorizer, rbac)
-    lifecycle = NamespaceLifecycle(
-        lambda name: (lambda d: None if d is None else d.obj)(by_plural["namespaces"].get_cached(None, name)))
-
-    # NodeRestriction comes with the Node authorizer (as kubeadm enables it): without it a node could
-    # write any Node and any pod the authorizer lets through.
-    node_restriction = NodeRestriction(
-        lambda ns, name: _cached(by_plural["pods"], ns, name),
-        lambda name: _cached(by_plural["nodes"], None, name)) if node_mode else None
-
-    async def admit(operation: str, r: Resource, obj: dict[str, Any] | None, old: dict[str, Any] | None,
-                    namespace: str | None, user: UserInfo, *, subresource: str = "", name: str = "") -> None:
-        lifecycle.admit(operation, r, obj if obj is not None else old, namespace)
-        if node_restriction is not None:
-            node_restriction.admit(operation, r, obj, old, namespace, user, subresource, name)
-        if r.group == "rbac.authorization.k8s.io":
-            await escalation.admit(operation, r.plural, obj, old, namespace, user)
+    admission_deps = PluginDeps(by_plural, registries, authorizer, cfg)
+    try:
+        admission = build_chain(admission_plugins, PLUGINS, admission_config, admission_deps,
+                                guards=[RBACEscalation(EscalationGuard(authorizer, rbac)), CSRRequester()])
+    except AdmissionConfigError as e:
+        raise ConfigError(str(e)) from None
 
     from kubegate import schema
 
     def patch_meta(r: Resource) -> Any:
         return schema.patch_meta(r.schema)
 
-    rest = RESTHandler(registries, admit, patch_meta)
+    rest = RESTHandler(registries, admission, patch_meta)
     rest.subresource_creators[("serviceaccounts", "token")] = _token_requests(cfg, by_plural).create
     ns_controller = NamespaceController(
         by_plural["namespaces"],
@@ -311,6 +371,10 @@ async def build(cfg: ServerConfig) -> tuple[app_mod.Components, ssl.SSLContext]:
     aggregation = ClusterRoleAggregationController(by_plural["clusterroles"])
     background = [inf.run for inf in informers] + [ns_controller.run, aggregation.run]
     background += token_tasks
+    background += _controllers(cfg, authorizer, by_plural, client_ca)
+    background += admission_deps.background
+    background += encryption_tasks
+    background.append(rotator.run)
     if "Webhook" in file_authorizers:
         background.append(file_authorizers["Webhook"].run)
     if cfg.enable_bootstrap_token_auth:  # kubeadm runs the cleaner wherever bootstrap tokens are on
@@ -324,13 +388,21 @@ async def build(cfg: ServerConfig) -> tuple[app_mod.Components, ssl.SSLContext]:
         impersonator=impersonation.Impersonator(authorizer),
         cleared_headers=requestheader.cleared_headers(proxy.config if proxy else None) | impersonation.HEADERS,
         explain=ExplainAPI(authorizer, rbac),
-        netpol=NetpolReviews(authorizer, {p: by_plural[p] for p in ("namespaces", "pods", "networkpolicies")}))
+        netpol=NetpolReviews(authorizer, {p: by_plural[p] for p in ("namespaces", "pods", "networkpolicies")}),
+        cert_warnings=rotator.warnings)
     return comps, ssl_ctx
 
 
-def _cached(reg: ResourceRegistry, namespace: str | None, name: str) -> dict[str, Any] | None:
-    d = reg.get_cached(namespace, name)
-    return None if d is None else d.obj
+def _admission_options(cfg: ServerConfig) -> tuple[list[str], dict[str, dict[str, Any] | None]]:
+    """The enabled admission plugins in upstream's order and their configurations, checked before
+    anything is stored. NodeRestriction comes with the Node authorizer (as kubeadm enables it):
+    without it a node could write any Node and any pod the authorizer lets through."""
+    default_on = ADMISSION_DEFAULT_ON | ({"NodeRestriction"} if "Node" in cfg.authorization_mode else set())
+    try:
+        names = enabled_plugins(cfg.enable_admission_plugins, cfg.disable_admission_plugins, default_on)
+        return names, read_config_file(cfg.admission_control_config_file, names)
+    except AdmissionConfigError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _rbac_handler(rbac: RBACAuthorizer, kind: str) -> Any:

@@ -64,6 +64,16 @@ class ServerConfig:
     authentication_token_webhook_config_file: str | None = None
     authentication_token_webhook_cache_ttl: float = 120.0
     authentication_token_webhook_version: str = "v1beta1"
+    enable_admission_plugins: list[str] = field(default_factory=list)
+    disable_admission_plugins: list[str] = field(default_factory=list)
+    admission_control_config_file: str | None = None
+    default_not_ready_toleration_seconds: int = 300
+    default_unreachable_toleration_seconds: int = 300
+    encryption_provider_config: str | None = None
+    encryption_provider_config_automatic_reload: bool = False
+    cluster_signing_cert_file: str | None = None
+    cluster_signing_key_file: str | None = None
+    cluster_signing_duration: float = 8760 * 3600.0
 
     @property
     def db_path(self) -> Path:
@@ -190,6 +200,11 @@ def add_server_flags(p: argparse.ArgumentParser) -> None:
                    help="request headers to inspect for groups; X-Remote-Group is suggested")
     p.add_argument("--requestheader-extra-headers-prefix", type=string_slice, default=[],
                    help="request header prefixes to inspect for user extra; X-Remote-Extra- is suggested")
+    p.add_argument("--encryption-provider-config", default=None,
+                   help="EncryptionConfiguration file (apiserver.config.k8s.io/v1) choosing how each resource is "
+                        "encrypted at rest: the first provider writes, all of them read")
+    p.add_argument("--encryption-provider-config-automatic-reload", type=_bool, nargs="?", const=True, default=False,
+                   help="reload --encryption-provider-config when the file changes, without a restart")
     p.add_argument("--token-auth-file", default=None,
                    help="CSV file of static bearer tokens: token,user,uid,\"group1,group2\"")
     p.add_argument("--basic-auth-file", default=None,
@@ -246,6 +261,25 @@ def add_server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--authentication-token-webhook-version", default="v1beta1",
                    help="authentication.k8s.io version of the TokenReview sent to the webhook: v1 or v1beta1 "
                         "(default v1beta1)")
+    p.add_argument("--enable-admission-plugins", type=string_slice, default=[],
+                   help="admission plugins to enable in addition to the default-on ones (they always run in "
+                        "upstream's fixed order); NodeRestriction is on by default with the Node authorizer")
+    p.add_argument("--disable-admission-plugins", type=string_slice, default=[],
+                   help="admission plugins to disable, default-on ones included")
+    p.add_argument("--admission-control-config-file", default=None,
+                   help="AdmissionConfiguration (apiserver.config.k8s.io/v1) file with plugin configurations")
+    p.add_argument("--default-not-ready-toleration-seconds", type=int, default=300,
+                   help="tolerationSeconds DefaultTolerationSeconds gives pods for node.kubernetes.io/not-ready")
+    p.add_argument("--default-unreachable-toleration-seconds", type=int, default=300,
+                   help="tolerationSeconds DefaultTolerationSeconds gives pods for node.kubernetes.io/unreachable")
+    p.add_argument("--cluster-signing-cert-file", default=None,
+                   help="CA certificate the CSR signing controller issues kubernetes.io/* certificates with "
+                        "(default DIR/pki/ca.crt)")
+    p.add_argument("--cluster-signing-key-file", default=None,
+                   help="private key of --cluster-signing-cert-file (default DIR/pki/ca.key)")
+    p.add_argument("--cluster-signing-duration", type=_duration, default=8760 * 3600.0,
+                   help="longest validity of a signed certificate, a Go duration; a CSR's expirationSeconds "
+                        "may ask for less, never under 10m (default 8760h0m0s)")
 
 
 def config_from_args(a: argparse.Namespace) -> ServerConfig:

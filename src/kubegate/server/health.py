@@ -11,6 +11,8 @@ Check = Callable[[], str | None]  # returns None when healthy, else the failure 
 class HealthEndpoint:
     name: str                        # livez | readyz | healthz
     checks: list[tuple[str, Check]]
+    # Lines that do not fail the endpoint but show in ?verbose as "[!]<text>" (kubegate's addition).
+    warnings: Callable[[], list[str]] | None = None
 
     def render(self, subpath: str, query: Mapping[str, str], excludes: list[str]) -> tuple[int, str] | None:
         """(status, body) or None when the sub-check does not exist (404 page)."""
@@ -36,5 +38,6 @@ class HealthEndpoint:
         if failed:
             return 500, "\n".join(lines) + f"\n{self.name} check failed\n"
         if verbose:
+            lines += [f"[!]{w}" for w in (self.warnings() if self.warnings else [])]
             return 200, "\n".join(lines) + f"\n{self.name} check passed\n"
         return 200, "ok"

@@ -3,30 +3,26 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Mapping, Protocol
+from typing import Any, Awaitable, Callable, Mapping
 
 from aiohttp import web
 
-from kubegate.api import errors, patch as patching, selectors, tables
+from kubegate.admission.chain import AdmissionChain
+from kubegate.admission.interface import CREATE, DELETE, UPDATE, AdmissionRequest
+from kubegate.api import defaults, errors, patch as patching, selectors, tables
 from kubegate.api.errors import StatusError
-from kubegate.api.registry import Decoded, ResourceRegistry
+from kubegate.api.registry import AdmitHook, Decoded, ResourceRegistry
 from kubegate.api.resources import Resource
 from kubegate.authn.user import UserInfo
 from kubegate.server import scale
 from kubegate.server.bodies import FIELD_VALIDATION, decode_object, read_body
 from kubegate.server.negotiation import Output, decode_body, negotiate_object
 from kubegate.server.requestinfo import RequestInfo
-from kubegate.server.responses import object_response
+from kubegate.server.responses import WARNINGS, object_response
 from kubegate.server.watch import serve_watch
 
 
-class Admit(Protocol):
-    """The admission chain for one write. `subresource` and `name` are the request's (for a
-    subresource, the parent object's name); rest.py passes them where the object alone cannot say."""
-
-    def __call__(self, operation: str, r: Resource, obj: dict[str, Any] | None, old: dict[str, Any] | None,
-                 namespace: str | None, user: UserInfo, *, subresource: str = "",
-                 name: str = "") -> Awaitable[None]: ...
+AUDIT_ANNOTATIONS = "kubegate.audit_annotations"  # request state: what admission plugins annotated
 
 
 SubresourceCreator = Callable[["Request", dict[str, Any]], Awaitable[tuple[dict[str, Any], list[str]]]]
@@ -48,10 +44,10 @@ class Request:
 
 
 class RESTHandler:
-    def __init__(self, registries: dict[tuple[str, str, str], ResourceRegistry], admit: Admit,
+    def __init__(self, registries: dict[tuple[str, str, str], ResourceRegistry], admission: AdmissionChain,
                  patch_meta: Callable[[Resource], patching.PatchMeta]) -> None:
         self.registries = registries
-        self.admit = admit
+        self.admission = admission
         self.patch_meta = patch_meta
         # Create-only subresources served by their own modules, keyed (plural, subresource); the
         # handler gets the decoded body (of the subresource's kind) and returns (object, warnings).
@@ -59,6 +55,42 @@ class RESTHandler:
 
     def registry(self, r: Resource) -> ResourceRegistry:
         return self.registries[(r.group, r.version, r.plural)]
+
+    # -- admission ---------------------------------------------------------------------------
+
+    def _attributes(self, req: Request, operation: str, obj: dict[str, Any] | None, old: dict[str, Any] | None,
+                    *, name: str, dry_run: bool, options: dict[str, Any] | None = None,
+                    namespace: str | None = None) -> AdmissionRequest:
+        ns = namespace if namespace is not None else req.namespace
+        return AdmissionRequest(operation, req.resource, ns or "", name, req.user, obj, old,
+                                subresource=req.info.subresource, dry_run=dry_run, options=options or {})
+
+    async def _mutate(self, req: Request, areq: AdmissionRequest) -> None:
+        """The mutating phase (and the guards after it)."""
+        try:
+            await self.admission.admit(areq)
+        except StatusError:
+            _record(req, areq)
+            raise
+
+    def _validating(self, req: Request, areq: AdmissionRequest) -> AdmitHook:
+        """The validating phase, run by the registry after the object's validation and before the write
+        (inside its retry loop), on the object as it will be stored."""
+        async def validate(obj: dict[str, Any] | None, old: dict[str, Any] | None) -> None:
+            areq.obj, areq.old = obj, old
+            try:
+                await self.admission.validate(areq)
+            except StatusError:
+                _record(req, areq)
+                raise
+        return validate
+
+    def _admitted(self, req: Request, areq: AdmissionRequest, warnings: list[str]) -> list[str]:
+        """A successful write keeps its audit annotations on the request and answers with the
+        decoder's warnings, then admission's."""
+        if areq.annotations:
+            req.http.setdefault(AUDIT_ANNOTATIONS, {}).update(areq.annotations)
+        return warnings + areq.warnings
 
     async def serve(self, req: Request) -> web.StreamResponse:
         r = req.resource
@@ -172,11 +204,12 @@ class RESTHandler:
             sub = r.subresource(req.info.subresource)
             kind = sub.kind if sub else r.kind
             api_version = f"{sub.group}/{sub.version}" if sub and sub.group else r.api_version
-            obj, warnings, _ = await self._decode(req, body, kind, api_version, "CreateOptions")
-            await self.admit("create", r, obj, None, req.namespace, req.user, subresource=req.info.subresource,
-                             name=req.info.name)
-            created, more = await creator(req, obj)
-            return object_response(created, 201, out, warnings=warnings + more)
+            obj, warnings, dry_run = await self._decode(req, body, kind, api_version, "CreateOptions")
+            areq = self._attributes(req, CREATE, obj, None, name=req.info.name, dry_run=dry_run)
+            await self._mutate(req, areq)
+            await self._validating(req, areq)(areq.obj, None)
+            created, more = await creator(req, areq.obj or obj)
+            return object_response(created, 201, out, warnings=self._admitted(req, areq, warnings) + more)
         obj, warnings, dry_run = await self._decode(req, body, r.kind, r.api_version, "CreateOptions")
         m = obj.get("metadata")
         if m is not None and not isinstance(m, dict):
@@ -184,15 +217,27 @@ class RESTHandler:
         ns = (m or {}).get("namespace")
         if r.namespaced and ns and ns != req.info.namespace:
             raise errors.bad_request("the namespace of the provided object does not match the namespace sent on the request")
-        await self.admit("create", r, obj, None, req.namespace, req.user)
-        d = await self.registry(r).create(obj, namespace=req.namespace, dry_run=dry_run)
-        return object_response(d.obj, 201, out, json_bytes=None if dry_run else d.json(), warnings=warnings)
+        # Upstream decodes with defaulting, then admits, then validates.
+        defaults.apply_defaults(r, obj)
+        areq = self._attributes(req, CREATE, obj, None, name=str((m or {}).get("name") or ""), dry_run=dry_run,
+                                options=_options(req, "CreateOptions"))
+        await self._mutate(req, areq)
+        d = await self.registry(r).create(areq.obj or obj, namespace=req.namespace, dry_run=dry_run,
+                                          admit=self._validating(req, areq))
+        return object_response(d.obj, 201, out, json_bytes=None if dry_run else d.json(),
+                               warnings=self._admitted(req, areq, warnings))
 
     async def _bind(self, req: Request, body: bytes, out: Output) -> web.StreamResponse:
         obj, warnings, dry_run = await self._decode(req, body, "Binding", "v1", "CreateOptions")
+        areq = self._attributes(req, CREATE, obj, None, name=req.info.name, dry_run=dry_run,
+                                options=_options(req, "CreateOptions"))
+        await self._mutate(req, areq)
+        obj = areq.obj or obj
         target = (obj.get("target") or {}).get("name")
         if not target:
             raise errors.invalid("Binding", req.info.name, [errors.field_required("target.name")])
+        # Upstream's BindingREST runs validating admission on the Binding before assigning the pod.
+        await self._validating(req, areq)(obj, None)
 
         def bind(pod: dict[str, Any]) -> dict[str, Any]:
             if (pod.get("spec") or {}).get("nodeName"):
@@ -205,7 +250,7 @@ class RESTHandler:
         await self.registry(req.resource).guaranteed_update(req.namespace, req.info.name, bind, subresource="binding",
                                                             dry_run=dry_run)
         return object_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                                "code": 201}, 201, out, warnings=warnings)
+                                "code": 201}, 201, out, warnings=self._admitted(req, areq, warnings))
 
     async def update(self, req: Request) -> web.StreamResponse:
         r = req.resource
@@ -224,17 +269,30 @@ class RESTHandler:
         obj.setdefault("metadata", {})["name"] = req.info.name
         reg = self.registry(r)
         old = await reg.get(req.namespace, req.info.name)
-        await self.admit("update", r, obj, old.obj, req.namespace, req.user, subresource=sub)
-        d = await reg.update(obj, namespace=req.namespace, name=req.info.name, subresource=sub,
-                             dry_run=dry_run, old=old)
-        return object_response(d.obj, 200, out, warnings=warnings)
+        if not sub:
+            defaults.apply_defaults(r, obj)
+        areq = self._attributes(req, UPDATE, obj, old.obj, name=req.info.name, dry_run=dry_run,
+                                options=_options(req, "UpdateOptions"))
+        await self._mutate(req, areq)
+        d = await reg.update(areq.obj or obj, namespace=req.namespace, name=req.info.name, subresource=sub,
+                             dry_run=dry_run, old=old, admit=self._validating(req, areq))
+        return object_response(d.obj, 200, out, warnings=self._admitted(req, areq, warnings))
 
     async def _update_scale(self, req: Request, body: bytes, out: Output) -> web.StreamResponse:
         obj, warnings, dry_run = await self._decode(req, body, "Scale", "autoscaling/v1", "UpdateOptions")
         reg = self.registry(req.resource)
+        current = await reg.get(req.namespace, req.info.name)
+        # Admission sees the Scale objects, as upstream's scale subresource.
+        old_scale = scale.to_scale(req.resource, current.obj)
+        areq = self._attributes(req, UPDATE, obj, old_scale, name=req.info.name, dry_run=dry_run,
+                                options=_options(req, "UpdateOptions"))
+        await self._mutate(req, areq)
+        wanted = areq.obj or obj
+        await self._validating(req, areq)(wanted, old_scale)
         d = await reg.guaranteed_update(req.namespace, req.info.name,
-                                        lambda cur: scale.apply_scale(req.resource, cur, obj), dry_run=dry_run)
-        return object_response(scale.to_scale(req.resource, d.obj), 200, out, warnings=warnings)
+                                        lambda cur: scale.apply_scale(req.resource, cur, wanted), dry_run=dry_run)
+        return object_response(scale.to_scale(req.resource, d.obj), 200, out,
+                               warnings=self._admitted(req, areq, warnings))
 
     async def patch(self, req: Request) -> web.StreamResponse:
         r = req.resource
@@ -270,6 +328,7 @@ class RESTHandler:
             return new
 
         warnings: list[str] = []
+        admitted: list[AdmissionRequest] = []
 
         def checked(cur: dict[str, Any]) -> dict[str, Any]:
             new = apply(cur)
@@ -284,16 +343,26 @@ class RESTHandler:
             return new
 
         async def run() -> Decoded:
+            # One attempt of upstream's patcher inside GuaranteedUpdate: patch the current object,
+            # admit it, validate it, write it; a conflict starts again from the new current object.
             old = await reg.get(req.namespace, req.info.name)
             new = checked(copy.deepcopy(old.obj))
+            hook: AdmitHook | None = None
             if not is_scale:
-                await self.admit("update", r, new, old.obj, req.namespace, req.user, subresource=sub)
+                if not sub:
+                    defaults.apply_defaults(r, new)
+                areq = self._attributes(req, UPDATE, new, old.obj, name=req.info.name, dry_run=dry_run,
+                                        options=_options(req, "PatchOptions"))
+                await self._mutate(req, areq)
+                new = areq.obj or new
+                hook = self._validating(req, areq)
+                admitted[:] = [areq]
             want_rv = (new.get("metadata") or {}).get("resourceVersion")
             if want_rv and want_rv != old.obj["metadata"]["resourceVersion"]:
                 raise errors.conflict(r.plural, req.info.name, patching_conflict(), r.group)
             new.setdefault("metadata", {})["resourceVersion"] = old.obj["metadata"]["resourceVersion"]
             return await reg.update(new, namespace=req.namespace, name=req.info.name,
-                                    subresource="" if is_scale else sub, dry_run=dry_run, old=old)
+                                    subresource="" if is_scale else sub, dry_run=dry_run, old=old, admit=hook)
 
         for _ in range(8):
             try:
@@ -308,7 +377,8 @@ class RESTHandler:
             raise errors.conflict(r.plural, req.info.name, patching_conflict(), r.group)
         if is_scale:
             return object_response(scale.to_scale(r, d.obj), 200, out)
-        return object_response(d.obj, 200, out, warnings=warnings)
+        return object_response(d.obj, 200, out,
+                               warnings=self._admitted(req, admitted[0], warnings) if admitted else warnings)
 
     async def delete(self, req: Request) -> web.StreamResponse:
         r = req.resource
@@ -317,15 +387,18 @@ class RESTHandler:
         dry_run = dry_run_option(req.http, "DeleteOptions") or "All" in (options.get("dryRun") or [])
         reg = self.registry(r)
         current = await reg.get(req.namespace, req.info.name)
-        await self.admit("delete", r, None, current.obj, req.namespace, req.user)
-        d, deleted_now = await reg.delete(req.namespace, req.info.name, options=options, dry_run=dry_run)
+        areq = self._attributes(req, DELETE, None, current.obj, name=req.info.name, dry_run=dry_run, options=options)
+        await self._mutate(req, areq)
+        d, deleted_now = await reg.delete(req.namespace, req.info.name, options=options, dry_run=dry_run,
+                                          admit=self._validating(req, areq))
+        warnings = self._admitted(req, areq, [])
         if deleted_now:
             status = reg.delete_status(d.obj)
             if status is not None:
-                return object_response(status, 200, out)
+                return object_response(status, 200, out, warnings=warnings)
         # Upstream answers 202 only for a pending delete that asked for cascading explicitly.
         accepted = not deleted_now and options.get("orphanDependents") is False
-        return object_response(d.obj, 202 if accepted else 200, out)
+        return object_response(d.obj, 202 if accepted else 200, out, warnings=warnings)
 
     async def delete_collection(self, req: Request) -> web.StreamResponse:
         r = req.resource
@@ -336,18 +409,23 @@ class RESTHandler:
         reg = self.registry(r)
         res = await reg.list(req.namespace, match=opts.match)
         deleted = []
+        warnings: list[str] = []
         for d in res.items:
             m = d.obj["metadata"]
             try:
-                await self.admit("delete", r, None, d.obj, m.get("namespace"), req.user)
-                obj, _ = await reg.delete(m.get("namespace"), m["name"], options=options, dry_run=dry_run)
+                areq = self._attributes(req, DELETE, None, d.obj, name=m["name"], dry_run=dry_run, options=options,
+                                        namespace=m.get("namespace"))
+                await self._mutate(req, areq)
+                obj, _ = await reg.delete(m.get("namespace"), m["name"], options=options, dry_run=dry_run,
+                                          admit=self._validating(req, areq))
                 deleted.append(obj.obj)
+                warnings = self._admitted(req, areq, warnings)
             except StatusError as e:
                 if e.code != 404:
                     raise
         return object_response({"kind": r.list_kind, "apiVersion": r.api_version,
                                 "metadata": {"resourceVersion": str(reg.store.current_revision())},
-                                "items": deleted}, 200, out)
+                                "items": deleted}, 200, out, warnings=warnings)
 
     async def _delete_options(self, req: Request) -> dict[str, Any]:
         body = await self._body(req)
@@ -366,6 +444,28 @@ class RESTHandler:
             raise options_invalid("DeleteOptions", errors.field_not_supported(
                 "propagationPolicy", policy, ["Foreground", "Background", "Orphan", "nil"]))
         return options
+
+
+def _record(req: Request, areq: AdmissionRequest) -> None:
+    """A refused write still carries the warnings admission gave before refusing (upstream's
+    warning recorder writes them whatever the outcome)."""
+    recorded = req.http.get(WARNINGS)
+    if recorded is not None:
+        recorded.extend(areq.warnings)
+    if areq.annotations:
+        req.http.setdefault(AUDIT_ANNOTATIONS, {}).update(areq.annotations)
+
+
+def _options(req: Request, kind: str) -> dict[str, Any]:
+    """The write's options object as admission sees it (CreateOptions, UpdateOptions, PatchOptions)."""
+    opts: dict[str, Any] = {"kind": kind, "apiVersion": "meta.k8s.io/v1"}
+    dry_run = req.http.query.getall("dryRun", [])
+    if dry_run:
+        opts["dryRun"] = list(dry_run)
+    for key in ("fieldManager", "fieldValidation"):
+        if req.query.get(key):
+            opts[key] = req.query[key]
+    return opts
 
 
 def _decode_delete_options(req: Request, body: bytes) -> dict[str, Any]:

@@ -52,3 +52,14 @@ def server_context(cert_file: str, key_file: str, client_ca_file: str | None) ->
             log.warning("client certificates are verified during the TLS handshake "
                         "(no accept-all verify callback available)")
     return ctx
+
+
+def reload_cert_chain(ctx: ssl.SSLContext, cert_file: str, key_file: str) -> None:
+    """Serve a new certificate from `ctx` without a restart.
+
+    asyncio builds every connection's SSL object from the context when it accepts the connection,
+    so replacing the context's certificate and key changes what new handshakes present while open
+    connections keep theirs. The caller checks first that the key matches the certificate:
+    load_cert_chain installs the certificate before it finds a mismatched key, which would leave the
+    context unable to complete a handshake."""
+    ctx.load_cert_chain(cert_file, key_file)

@@ -255,6 +255,12 @@ def _material(section: Mapping[str, Any], name: str, base: Path) -> bytes | None
         raise WebhookConfigError(f'unable to read {name} "{path}": {e.strerror or e}') from None
 
 
+def tls_context(ca: bytes | None) -> ssl.SSLContext:
+    """A verifying client context trusting `ca` (PEM), or the system roots when None: an admission
+    webhook's clientConfig.caBundle."""
+    return _tls_context(ca, None, None, False)
+
+
 def _tls_context(ca: bytes | None, cert: bytes | None, key: bytes | None, insecure: bool) -> ssl.SSLContext:
     # A configured CA replaces the system roots, as in client-go.
     try:

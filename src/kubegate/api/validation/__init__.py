@@ -13,7 +13,7 @@ from typing import Any
 from kubegate.api.errors import Cause
 from kubegate.api.resources import Resource
 
-from . import apps, certificates, coordination, core, networking, rbac, storage
+from . import admissionregistration, apps, certificates, coordination, core, networking, rbac, storage
 from .common import d
 from .meta import validate_object_meta_update
 
@@ -43,6 +43,12 @@ _VALIDATORS: dict[tuple[str, str], Validator] = {
     ("coordination.k8s.io", "Lease"): coordination.lease,
     ("events.k8s.io", "Event"): core.events_v1,
     ("storage.k8s.io", "StorageClass"): storage.storageclass,
+    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"): admissionregistration.mutating_webhook_configuration,
+    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"):
+        admissionregistration.validating_webhook_configuration,
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"): admissionregistration.validating_admission_policy,
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"):
+        admissionregistration.validating_admission_policy_binding,
 }
 
 _STATUS_VALIDATORS: dict[tuple[str, str], StatusValidator] = {
@@ -62,9 +68,17 @@ def validate(resource: Resource, obj: dict[str, Any], old: dict[str, Any] | None
     return fn(obj, old)
 
 
-def validate_status(resource: Resource, obj: dict[str, Any], old: dict[str, Any]) -> list[Cause]:
+# CSRs' /approval has rules of its own (upstream's csrApprovalStrategy).
+_APPROVAL_VALIDATORS: dict[tuple[str, str], StatusValidator] = {
+    ("certificates.k8s.io", "CertificateSigningRequest"): certificates.csr_approval,
+}
+
+
+def validate_status(resource: Resource, obj: dict[str, Any], old: dict[str, Any],
+                    subresource: str = "status") -> list[Cause]:
     """Validation for an update through the status (or CSR approval) subresource."""
-    fn = _STATUS_VALIDATORS.get((resource.group, resource.kind))
+    table = _APPROVAL_VALIDATORS if subresource == "approval" else _STATUS_VALIDATORS
+    fn = table.get((resource.group, resource.kind))
     if fn is None:
         return validate_object_meta_update(d(obj.get("metadata")), d(old.get("metadata")))
     return fn(obj, old)

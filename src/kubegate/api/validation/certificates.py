@@ -8,6 +8,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kubegate.api.errors import (
     Cause, field_duplicate, field_forbidden, field_invalid, field_not_supported, field_required, field_too_long,
@@ -57,6 +58,9 @@ def csr_request_error(request: bytes) -> str | None:
         return "x509: malformed certificate request"
     try:
         if not csr.is_signature_valid:
+            # Go's CheckSignature texts: crypto/rsa's for RSA keys, x509's own for ECDSA.
+            if isinstance(csr.public_key(), rsa.RSAPublicKey):
+                return "crypto/rsa: verification error"
             return "x509: ECDSA verification failure"
     except (InvalidSignature, UnsupportedAlgorithm):
         return "x509: cannot verify signature: algorithm unimplemented"
@@ -102,10 +106,12 @@ def _conditions(status: dict[str, Any]) -> list[Cause]:
         ip = f"status.conditions[{i}]"
         if not ctype:
             causes.append(field_required(f"{ip}.type"))
+        # Approved and Denied may only be "True" (upstream's trueConditionTypes).
+        allowed = ["True"] if ctype in ("Approved", "Denied") else _CONDITION_STATUSES
         if not cstatus:
             causes.append(field_required(f"{ip}.status"))
-        elif cstatus not in _CONDITION_STATUSES:
-            causes.append(field_not_supported(f"{ip}.status", cstatus, _CONDITION_STATUSES))
+        elif cstatus not in allowed:
+            causes.append(field_not_supported(f"{ip}.status", cstatus, allowed))
         if ctype == "Approved":
             approved = True
             if denied:
@@ -174,16 +180,41 @@ def csr(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
     return causes + _conditions(status) + _certificate(status)
 
 
-def csr_status(obj: dict[str, Any], old: dict[str, Any]) -> list[Cause]:
-    """Status and approval updates: conditions stay consistent, issued certificates never change."""
-    causes = validate_object_meta_update(d(obj.get("metadata")), d(old.get("metadata")))
-    status, old_status = d(obj.get("status")), d(old.get("status"))
-    causes += _conditions(status)
-    new_types = {s(d(c).get("type")) for c in lst(status.get("conditions"))}
+def _of_type(obj: dict[str, Any], ctype: str) -> list[Any]:
+    return [c for c in lst(d(obj.get("status")).get("conditions")) if s(d(c).get("type")) == ctype]
+
+
+def update_rules(obj: dict[str, Any], old: dict[str, Any], *, approval: bool = False,
+                 certificate: bool = False) -> list[Cause]:
+    """What validateCertificateSigningRequestUpdate adds to `csr` for the main resource (neither
+    flag), /approval (`approval`: Approved/Denied may change) or /status (`certificate`: may be set once)."""
+    causes: list[Cause] = []
     for t in ("Approved", "Denied", "Failed"):
-        if any(s(d(c).get("type")) == t for c in lst(old_status.get("conditions"))) and t not in new_types:
+        if len(_of_type(obj, t)) < len(_of_type(old, t)):
             causes.append(field_forbidden("status.conditions", f"updates may not remove a condition of type \"{t}\""))
-    old_cert = old_status.get("certificate")
-    if old_cert and status.get("certificate") != old_cert:
-        causes.append(field_forbidden("status.certificate", "updates may not modify existing certificate content"))
-    return causes + _certificate(status)
+    if not approval:
+        for t in ("Approved", "Denied"):
+            new_c, old_c = _of_type(obj, t), _of_type(old, t)
+            if len(new_c) > len(old_c):
+                causes.append(field_forbidden("status.conditions", f"updates may not add a condition of type \"{t}\""))
+            elif len(new_c) == len(old_c) and new_c != old_c:
+                # Upstream appends a cmp.Diff of the two condition lists, which has no stable text to match.
+                causes.append(field_forbidden("status.conditions",
+                                              f"updates may not modify a condition of type \"{t}\""))
+    new_cert, old_cert = d(obj.get("status")).get("certificate") or "", d(old.get("status")).get("certificate") or ""
+    if new_cert != old_cert:
+        if not certificate:
+            causes.append(field_forbidden("status.certificate", "updates may not set certificate content"))
+        elif old_cert:
+            causes.append(field_forbidden("status.certificate", "updates may not modify existing certificate content"))
+    return causes
+
+
+def csr_status(obj: dict[str, Any], old: dict[str, Any]) -> list[Cause]:
+    """The /status subresource's ValidateUpdate."""
+    return csr(obj, old) + update_rules(obj, old, certificate=True)
+
+
+def csr_approval(obj: dict[str, Any], old: dict[str, Any]) -> list[Cause]:
+    """The /approval subresource's ValidateUpdate."""
+    return csr(obj, old) + update_rules(obj, old, approval=True)

@@ -1,0 +1,302 @@
+"""ResourceQuota admission (k8s.io/apiserver/pkg/admission/plugin/resourcequota with the core
+evaluators of pkg/quota/v1/evaluator/core): a create (or a service/claim update) that would take a
+namespace past one of its quotas is refused with upstream's 403, and an admitted one is charged to
+the quotas' status.used before it is stored, so back-to-back creates cannot both slip under a limit.
+The ResourceQuota controller keeps status current from what is really stored."""
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from kubegate.admission.chain import PluginDeps
+from kubegate.admission.extended_resource_toleration import is_extended_resource
+from kubegate.admission.interface import CREATE, UPDATE, AdmissionRequest
+from kubegate.admission.quantities import Amount, add as _add, amount as _q, render
+from kubegate.admission.refusals import forbidden
+from kubegate.api import errors
+from kubegate.api.defaults import qos_class
+from kubegate.api.registry import ResourceRegistry
+from kubegate.api.validation import quantity
+
+# Object-count names that predate count/<resource>.
+_LEGACY_COUNTS = {"pods": "pods", "services": "services", "replicationcontrollers": "replicationcontrollers",
+                  "resourcequotas": "resourcequotas", "secrets": "secrets", "configmaps": "configmaps",
+                  "persistentvolumeclaims": "persistentvolumeclaims"}
+_POD_RESOURCES = {"count/pods", "pods", "cpu", "memory", "ephemeral-storage", "requests.cpu", "requests.memory",
+                  "requests.ephemeral-storage", "limits.cpu", "limits.memory", "limits.ephemeral-storage"}
+# Quotaing these obliges every container to state them (a backward-compatibility rule upstream keeps).
+_MUST_SPECIFY = {"cpu", "memory", "requests.cpu", "requests.memory", "limits.cpu", "limits.memory"}
+
+Usage = dict[str, Amount]
+
+
+def _d(v: Any) -> dict[str, Any]:
+    return v if isinstance(v, dict) else {}
+
+
+def _pod_resources(spec: dict[str, Any], which: str) -> Usage:
+    """resourcehelper.PodRequests / PodLimits: containers summed, each init container a floor, overhead added."""
+    total: Usage = {}
+    for c in spec.get("containers") or []:
+        for k, v in _d(_d(_d(c).get("resources")).get(which)).items():
+            _add(total, k, v)
+    for c in spec.get("initContainers") or []:
+        for k, v in _d(_d(_d(c).get("resources")).get(which)).items():
+            value, binary = _q(v)
+            if k not in total or total[k][0] < value:
+                total[k] = (value, binary)
+    for k, v in _d(spec.get("overhead")).items():
+        _add(total, k, v)
+    return total
+
+
+def _compute_usage(requests: Usage, limits: Usage) -> Usage:
+    """podComputeUsageHelper."""
+    out: Usage = {"pods": (Decimal(1), False)}
+    for res in ("cpu", "memory", "ephemeral-storage"):
+        if res in requests:
+            out[res] = out[f"requests.{res}"] = requests[res]
+        if res in limits:
+            out[f"limits.{res}"] = limits[res]
+    for res, v in requests.items():
+        if res.startswith("hugepages-"):
+            out[res] = out[f"requests.{res}"] = v
+        if is_extended_resource(res):
+            out[f"requests.{res}"] = v
+    return out
+
+
+def _terminal(pod: dict[str, Any]) -> bool:
+    return _d(pod.get("status")).get("phase") in ("Succeeded", "Failed")
+
+
+def pod_usage(pod: dict[str, Any]) -> Usage:
+    usage: Usage = {"count/pods": (Decimal(1), False)}
+    if _terminal(pod):
+        return usage
+    spec = _d(pod.get("spec"))
+    usage.update(_compute_usage(_pod_resources(spec, "requests"), _pod_resources(spec, "limits")))
+    return usage
+
+
+def _is_pod_resource(name: str) -> bool:
+    return name in _POD_RESOURCES or name.startswith(("hugepages-", "requests.hugepages-")) or (
+        name.startswith("requests.") and is_extended_resource(name[len("requests."):]))
+
+
+def pod_constraints(required: set[str], pod: dict[str, Any]) -> str | None:
+    """podEvaluator.Constraints: every container states the cpu/memory the quotas limit."""
+    required = required & _MUST_SPECIFY
+    missing: dict[str, set[str]] = {}
+    spec = _d(pod.get("spec"))
+    for key in ("containers", "initContainers"):
+        for c in spec.get(key) or []:
+            res = _d(_d(c).get("resources"))
+            have = set(_compute_usage({k: _q(v) for k, v in _d(res.get("requests")).items()},
+                                      {k: _q(v) for k, v in _d(res.get("limits")).items()}))
+            for name in required - have:
+                missing.setdefault(name, set()).add(str(_d(c).get("name", "")))
+    if not missing:
+        return None
+    return "must specify " + "; ".join(f"{r} for: {','.join(sorted(missing[r]))}" for r in sorted(missing))
+
+
+def _scope_matches(scope: str, operator: str, values: list[str], pod: dict[str, Any]) -> bool:
+    spec = _d(pod.get("spec"))
+    if scope in ("Terminating", "NotTerminating"):
+        terminating = spec.get("activeDeadlineSeconds") is not None and spec["activeDeadlineSeconds"] >= 0
+        return terminating if scope == "Terminating" else not terminating
+    if scope in ("BestEffort", "NotBestEffort"):
+        best_effort = qos_class(spec) == "BestEffort"
+        return best_effort if scope == "BestEffort" else not best_effort
+    if scope == "PriorityClass":
+        name = spec.get("priorityClassName") or ""
+        if operator == "Exists":
+            return bool(name)
+        if operator == "DoesNotExist":
+            return not name
+        return (name in values) == (operator == "In")
+    if scope == "CrossNamespacePodAffinity":
+        return _cross_namespace_affinity(spec)
+    return False
+
+
+def _cross_namespace_affinity(spec: dict[str, Any]) -> bool:
+    """usesCrossNamespacePodAffinity: a (anti-)affinity term naming namespaces or a namespace selector."""
+    affinity = _d(spec.get("affinity"))
+    for kind in ("podAffinity", "podAntiAffinity"):
+        a = _d(affinity.get(kind))
+        terms = [_d(t) for t in a.get("requiredDuringSchedulingIgnoredDuringExecution") or []]
+        terms += [_d(_d(t).get("podAffinityTerm")) for t in a.get("preferredDuringSchedulingIgnoredDuringExecution") or []]
+        if any(t.get("namespaces") or t.get("namespaceSelector") is not None for t in terms):
+            return True
+    return False
+
+
+def _scopes(q: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
+    spec = _d(q.get("spec"))
+    out = [(str(s), "Exists", []) for s in spec.get("scopes") or []]
+    for e in _d(spec.get("scopeSelector")).get("matchExpressions") or []:
+        e = _d(e)
+        out.append((str(e.get("scopeName", "")), str(e.get("operator", "")), list(e.get("values") or [])))
+    return out
+
+
+class _Evaluator:
+    """What one request's object counts for (quota.Evaluator)."""
+
+    def __init__(self, req: AdmissionRequest) -> None:
+        r = req.resource
+        self.req = req
+        self.pod = (r.group, r.plural) == ("", "pods")
+        self.count_name = f"count/{r.plural}" + (f".{r.group}" if r.group else "")
+        self.legacy = _LEGACY_COUNTS.get(r.plural) if r.group == "" else None
+
+    def matching(self, hard: list[str]) -> list[str]:
+        """MatchingResources: the quota's resources this kind of object can use."""
+        if self.pod:
+            return [h for h in hard if _is_pod_resource(h)]
+        wanted = {self.count_name, self.legacy}
+        if self._is_service:
+            wanted |= {"services.nodeports", "services.loadbalancers"}
+        if self._is_claim:
+            wanted.add("requests.storage")
+            return [h for h in hard if h in wanted or h.endswith(
+                (".storageclass.storage.k8s.io/requests.storage", ".storageclass.storage.k8s.io/persistentvolumeclaims"))]
+        return [h for h in hard if h in wanted]
+
+    @property
+    def _is_service(self) -> bool:
+        return (self.req.resource.group, self.req.resource.plural) == ("", "services")
+
+    @property
+    def _is_claim(self) -> bool:
+        return (self.req.resource.group, self.req.resource.plural) == ("", "persistentvolumeclaims")
+
+    def matches(self, q: dict[str, Any]) -> bool:
+        if not self.matching(list(_d(_d(q.get("status")).get("hard")))):
+            return False
+        obj = self.req.obj or {}
+        return all(_scope_matches(s, op, vals, obj) if self.pod else s == "" for s, op, vals in _scopes(q))
+
+    def usage(self, obj: dict[str, Any]) -> Usage:
+        if self.pod:
+            return pod_usage(obj)
+        one = (Decimal(1), False)
+        usage: Usage = {self.count_name: one}
+        if self.legacy:
+            usage[self.legacy] = one
+        if self._is_service:
+            spec = _d(obj.get("spec"))
+            kind = spec.get("type", "ClusterIP")
+            if kind == "LoadBalancer":
+                usage["services.loadbalancers"] = one
+            if kind in ("NodePort", "LoadBalancer"):
+                usage["services.nodeports"] = (Decimal(len(spec.get("ports") or [])), False)
+        if self._is_claim:
+            spec = _d(obj.get("spec"))
+            storage = _d(_d(spec.get("resources")).get("requests")).get("storage")
+            cls = spec.get("storageClassName") or ""
+            if storage is not None:
+                usage["requests.storage"] = _q(storage)
+                if cls:
+                    usage[f"{cls}.storageclass.storage.k8s.io/requests.storage"] = _q(storage)
+            if cls:
+                usage[f"{cls}.storageclass.storage.k8s.io/persistentvolumeclaims"] = one
+        return usage
+
+    def handles(self) -> bool:
+        if self.req.operation == CREATE:
+            return True
+        return self.req.operation == UPDATE and (self._is_service or self._is_claim)
+
+
+def _pretty(usage: dict[str, str]) -> str:
+    return ",".join(f"{k}={usage[k]}" for k in sorted(usage))
+
+
+def evaluate(req: AdmissionRequest, quotas: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """The new status.used of each quota the request charges (by quota name); raises the 403."""
+    ev = _Evaluator(req)
+    if not ev.handles() or req.obj is None:
+        return {}
+    interesting = []
+    for q in sorted(quotas, key=lambda q: str(_d(q.get("metadata")).get("name", ""))):
+        if not ev.matches(q):
+            continue
+        name = str(q["metadata"]["name"])
+        status = _d(q.get("status"))
+        restricted = ev.matching(list(_d(status.get("hard"))))
+        if ev.pod:
+            failed = pod_constraints(set(restricted), req.obj)
+            if failed:
+                raise forbidden(req, f"failed quota: {name}: {failed}")
+        used = _d(status.get("used"))
+        missing = [r for r in restricted if r not in used]
+        if missing:
+            raise forbidden(req, f"status unknown for quota: {name}, resources: {','.join(sorted(missing))}")
+        interesting.append(q)
+    if not interesting:
+        return {}
+    delta = ev.usage(req.obj)
+    negative = sorted(k for k, (v, _) in delta.items() if v < 0)
+    if negative:
+        raise forbidden(req, f"quota usage is negative for resource(s): {','.join(negative)}")
+    if req.operation == UPDATE and req.old is not None and _d(req.old.get("metadata")).get("resourceVersion"):
+        before = ev.usage(req.old)
+        delta = {k: (max(v - before.get(k, (Decimal(0), b))[0], Decimal(0)), b) for k, (v, b) in delta.items()}
+    delta = {k: v for k, v in delta.items() if v[0] != 0}
+    if not delta:
+        return {}
+    charged: dict[str, dict[str, str]] = {}
+    for q in interesting:
+        status = _d(q.get("status"))
+        hard, used = _d(status.get("hard")), _d(status.get("used"))
+        requested = {k: v for k, v in delta.items() if k in hard}
+        new_used = {k: _q(v) for k, v in used.items()}
+        for k, (v, binary) in requested.items():
+            old = new_used.get(k)
+            new_used[k] = (old[0] + v, old[1]) if old else (v, binary)
+        exceeded = sorted(k for k in requested if new_used[k][0] > _q(hard[k])[0])
+        if exceeded:
+            raise forbidden(req, f"exceeded quota: {q['metadata']['name']}, "
+                                 f"requested: {_pretty({k: render(*requested[k]) for k in exceeded})}, "
+                                 f"used: {_pretty({k: quantity.render(used.get(k, '0')) for k in exceeded})}, "
+                                 f"limited: {_pretty({k: quantity.render(hard[k]) for k in exceeded})}")
+        charged[str(q["metadata"]["name"])] = {
+            k: (used[k] if k in used and k not in requested else render(*v)) for k, v in new_used.items()}
+    return charged
+
+
+class ResourceQuota:
+    name = "ResourceQuota"
+
+    def __init__(self, quotas: ResourceRegistry) -> None:
+        self.quotas = quotas
+
+    async def validate(self, req: AdmissionRequest) -> None:
+        if req.subresource or not req.namespace or req.resource.kind == "Namespace":
+            return
+        for _ in range(3):
+            listed = (await self.quotas.list(req.namespace)).items
+            charged = evaluate(req, [d.obj for d in listed])
+            if not charged or req.dry_run:
+                return
+            try:
+                await self._charge(req.namespace, {d.obj["metadata"]["name"]: d for d in listed}, charged)
+                return
+            except errors.StatusError as e:
+                if e.reason != "Conflict":
+                    raise
+        raise forbidden(req, "Operation cannot be fulfilled on resourcequotas: the quotas changed too often; "
+                             "please try again")
+
+    async def _charge(self, namespace: str, current: dict[str, Any], charged: dict[str, dict[str, str]]) -> None:
+        for name, used in charged.items():
+            q = current[name].obj
+            new = {**q, "status": {**_d(q.get("status")), "used": dict(sorted(used.items()))}}
+            await self.quotas.update(new, namespace=namespace, name=name, subresource="status", old=current[name])
+
+
+def factory(conf: dict[str, Any] | None, deps: PluginDeps) -> ResourceQuota:
+    return ResourceQuota(deps.by_plural["resourcequotas"])

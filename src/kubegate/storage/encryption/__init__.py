@@ -1,0 +1,1 @@
+"""Encryption at rest: EncryptionConfiguration, the providers, and the store wrapper applying them."""
