@@ -83,8 +83,8 @@ def _pin(cmd: list[str], cpu: int) -> list[str]:
         else cmd
 
 
-def wrk(url: str, script: str | None = None) -> dict[str, float]:
-    cmd = [ensure_wrk(), "-t1", f"-c{CONNECTIONS}", f"-d{DURATION}s", "--latency"]
+def wrk(url: str, script: str | None = None, duration: int = DURATION) -> dict[str, float]:
+    cmd = [ensure_wrk(), "-t1", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency"]
     if script:
         cmd += ["-s", script]
     out = subprocess.run(_pin(cmd + [url], 1), capture_output=True, text=True).stdout
@@ -211,7 +211,7 @@ def fmt(name: str, full: dict[str, float], base: dict[str, float], unit: str = "
 
 
 def main() -> None:
-    from bench import authn_tokens, netpol, podsecurity, rbac_scale
+    from bench import admission, authn_tokens, encryption, netpol, podsecurity, rbac_scale
     netpol.main()  # in-process, so it runs before any server starts
     podsecurity.main()
     tmp = Path(tempfile.mkdtemp(prefix="kubegate-bench-"))
@@ -243,6 +243,8 @@ def main() -> None:
         rows.append(fmt("watch fan-out 1,000 watchers", a, b, "events/s"))
         print(rows[-1], flush=True)
         rows += rbac_scale.run(tmp)
+        rows += admission.run(tmp)
+        rows += encryption.run(tmp)
     finally:
         full.stop()
         base.stop()

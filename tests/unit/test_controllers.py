@@ -8,6 +8,7 @@ from typing import Any
 import jwt
 import pytest
 
+from kubegate.admission.chain import AdmissionChain
 from kubegate.api import errors
 from kubegate.authn.user import UserInfo
 from kubegate.authz.rbac import RBACAuthorizer
@@ -169,7 +170,7 @@ def test_default_policy_grants_what_each_controller_does(user: UserInfo, verb: s
         def __init__(self, r: Any) -> None:
             self.resource = r
     regs: Any = {r.plural: Reg(r) for r in RESOURCES if r.persisted and r.group in ("", "apps")}
-    client = ControllerClient(user, _rbac(), regs)
+    client = ControllerClient(user, _rbac(), regs, AdmissionChain([]))
 
     async def check() -> bool:
         try:
@@ -179,3 +180,60 @@ def test_default_policy_grants_what_each_controller_does(user: UserInfo, verb: s
             return False
         return True
     assert asyncio.run(check()) is allowed
+
+
+def test_namespace_conditions_match_the_golden_and_flip_to_ok() -> None:
+    import json
+
+    from kubegate.controllers.namespace import failing_conditions, updated_conditions
+    from tests.fixtures import GOLDENS
+    g = json.loads((GOLDENS / "namespaces" / "get-terminating-namespace.json").read_text())
+    want = g["response"]["body"]["status"]["conditions"]
+    failing = failing_conditions({"configmaps.": 1}, {"golden.example.com/hold": 1}, [])
+    conds = updated_conditions([], failing, "2026-11-23T11:17:42Z")
+    assert conds == want
+    later = updated_conditions(conds, failing_conditions({}, {}, []), "2026-11-23T11:18:00Z")
+    assert [(c["type"], c["status"], c["reason"], c["message"], c["lastTransitionTime"]) for c in later][3:] == [
+        ("NamespaceContentRemaining", "False", "ContentRemoved", "All content successfully removed",
+         "2026-11-23T11:18:00Z"),
+        ("NamespaceFinalizersRemaining", "False", "ContentHasNoFinalizers",
+         "All content-preserving finalizers finished", "2026-11-23T11:18:00Z")]
+    assert later[:3] == conds[:3]  # unchanged conditions keep their transition time
+    failed = failing_conditions({"pods.": 2}, {}, ["unexpected items still remain in namespace: x for gvr: "
+                                                   "/v1, Resource=pods"])
+    assert failed["NamespaceDeletionContentFailure"] == (
+        "ContentDeletionFailed", "Failed to delete all resource types, 1 remaining: unexpected items still remain "
+                                 "in namespace: x for gvr: /v1, Resource=pods")
+
+
+def test_quota_usage_counts_what_the_quota_names() -> None:
+    from kubegate.admission.resource_quota import Evaluator
+    from kubegate.controllers.resource_quota import calculate_usage, needs_update, quota_status
+    q = {"metadata": {"name": "q"}, "spec": {"hard": {"pods": "4", "configmaps": "2", "requests.cpu": "1",
+                                                     "limits.memory": "2Gi", "count/deployments.apps": "3"}}}
+
+    def pod(cpu: str, mem: str, phase: str = "Pending") -> dict[str, Any]:
+        return {"metadata": {"name": "p"}, "status": {"phase": phase},
+                "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": cpu},
+                                                                     "limits": {"memory": mem}}}]}}
+    resources = [(Evaluator("", "pods"), [pod("100m", "128Mi"), pod("250m", "128Mi"), pod("1", "1Gi", "Succeeded")]),
+                 (Evaluator("", "configmaps"), [{"metadata": {"name": "kube-root-ca.crt"}}]),
+                 (Evaluator("", "secrets"), [{"metadata": {"name": "s"}}]),
+                 (Evaluator("apps", "deployments"), [])]
+    used = calculate_usage(q, resources)
+    assert used == {"configmaps": "1", "count/deployments.apps": "0", "limits.memory": "256Mi", "pods": "2",
+                    "requests.cpu": "350m"}
+    status = quota_status(q, used)
+    assert status["hard"] == q["spec"]["hard"] and status["used"] == used
+    assert needs_update(q, status)
+    assert not needs_update(dict(q, status={"hard": dict(status["hard"]), "used": dict(used, pods="2.0")}), status)
+
+
+def test_replicaset_failure_condition_added_once_and_removed() -> None:
+    rs = {"metadata": {"name": "r", "generation": 1}, "spec": {"template": {"metadata": {"labels": {"a": "b"}}}}}
+    st = replicaset_status(rs, [], ("FailedCreate", 'pods "r-x" is forbidden: no'), "T1")
+    assert st["conditions"] == [{"type": "ReplicaFailure", "status": "True", "lastTransitionTime": "T1",
+                                 "reason": "FailedCreate", "message": 'pods "r-x" is forbidden: no'}]
+    again = replicaset_status(dict(rs, status=st), [], ("FailedCreate", 'pods "r-y" is forbidden: no'), "T2")
+    assert again == st  # an existing failure condition is left as it is, as upstream
+    assert "conditions" not in replicaset_status(dict(rs, status=st), [], None, "T3")

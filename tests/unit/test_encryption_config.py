@@ -69,9 +69,10 @@ def test_kms_v1_is_refused_with_upstreams_gate_message(name: str) -> None:
     assert KMS_V1_DEPRECATED in str(e.value)
 
 
-def test_kms_v2_is_refused_clearly() -> None:
-    with pytest.raises(ConfigError, match='could not configure KMSv2 plugin "foo": kms providers are not supported'):
-        load(ROOT / "valid-configs" / "kms" / "multiple-providers-kmsv2.yaml")
+def test_kms_v2_builds_one_provider_per_entry() -> None:
+    _, transformers = load(ROOT / "valid-configs" / "kms" / "multiple-providers-kmsv2.yaml")
+    assert [p.prefix for p in transformers.kms] == [b"k8s:enc:kms:v2:foo:", b"k8s:enc:kms:v2:bar:"]
+    assert [p.timeout for p in transformers.kms] == [15.0, 15.0]
 
 
 @pytest.mark.parametrize("name", sorted(INVALID))

@@ -197,7 +197,7 @@ def test_default_policy_returns_fresh_copies() -> None:
     assert default_policy()[0][1]["metadata"]["name"] == "admin"
     kinds = {p for p, _ in first}
     assert kinds == {"clusterroles", "clusterrolebindings", "roles", "rolebindings"}
-    assert len(first) == 70 + 51 + 2 + 7 + 7
+    assert len(first) == 70 + 51 + 5 + 7 + 7  # kubeadm adds 5 ClusterRoleBindings
 
 
 # --- bindings: service accounts, missing roles, updates ---

@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from kubegate.admission import webhooks
+from kubegate.admission.chain import AdmissionChain
 from kubegate.admission.interface import AdmissionRequest
 from kubegate.admission.matching import match_rules, namespace_matches, object_matches, rule_matches
 from kubegate.api import errors
@@ -143,7 +144,7 @@ def test_mutating_reinvocation_and_annotations() -> None:
     d = _FakeDispatcher([_hook("a.x.io", reinvocationPolicy="IfNeeded"), _hook("b.x.io")],
                         {"a.x.io": _verdict(), "b.x.io": _verdict([{"op": "add", "path": "/spec", "value": {}}])})
     req = _req(obj={"metadata": {"name": "p"}})
-    asyncio.run(webhooks.MutatingAdmissionWebhook(d).admit(req))
+    asyncio.run(AdmissionChain([webhooks.MutatingAdmissionWebhook(d)]).admit(req))
     assert d.calls == ["a.x.io", "b.x.io", "a.x.io"]
     assert req.obj == {"metadata": {"name": "p"}, "spec": {}}
     assert orjson.loads(req.annotations["mutation.webhook.admission.k8s.io/round_0_index_1"]) == \

@@ -192,6 +192,12 @@ class AdmissionChain:
     async def admit(self, req: AdmissionRequest) -> None:
         for p in self.mutating:
             await p.admit(req)
+        # Upstream's reinvoker: when a webhook changed the object, every mutating plugin runs once more
+        # (in-tree plugins are idempotent; webhooks decide from the reinvocation context whether to).
+        if req.reinvocation.should_reinvoke:
+            req.reinvocation.is_reinvoke = True
+            for p in self.mutating:
+                await p.admit(req)
         for g in self.guards:
             await g.admit(req)
 

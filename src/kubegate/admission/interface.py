@@ -20,6 +20,17 @@ CONNECT = "CONNECT"
 
 
 @dataclass
+class ReinvocationContext:
+    """Upstream's admission.ReinvocationContext: a plugin that changed the object after a plugin that
+    asked to see later changes sets `should_reinvoke`; the chain then runs the mutating phase once more
+    with `is_reinvoke` set. `values` holds each plugin's own record of the first pass, by plugin name."""
+
+    is_reinvoke: bool = False
+    should_reinvoke: bool = False
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class AdmissionRequest:
     operation: str  # CREATE, UPDATE, DELETE, CONNECT
     resource: Resource
@@ -35,10 +46,20 @@ class AdmissionRequest:
     # audit annotations ("<plugin>/<key>": value).
     warnings: list[str] = field(default_factory=list)
     annotations: dict[str, str] = field(default_factory=dict)
+    reinvocation: ReinvocationContext = field(default_factory=ReinvocationContext)
 
     @property
     def kind(self) -> str:
         return self.resource.kind
+
+
+def validating_name(req: AdmissionRequest) -> str:
+    """The name validating admission sees (AdmissionToValidateObjectFunc): the request's, else the
+    object's own, which a create with generateName has by then."""
+    if req.name or req.obj is None:
+        return req.name
+    m = req.obj.get("metadata")
+    return str(m.get("name") or "") if isinstance(m, dict) else ""
 
 
 class MutatingPlugin(Protocol):

@@ -217,7 +217,9 @@ class LimitRanger:
         return ""
 
     async def _ranges(self, namespace: str) -> list[dict[str, Any]]:
-        return [d.obj for d in (await self.limit_ranges.list(namespace)).items]
+        # From the watch cache, as upstream reads its lister: every acknowledged write is already there.
+        reg = self.limit_ranges
+        return [e.object.obj for e in reg.cache.list(reg.resource.list_prefix(namespace)).entries]
 
     async def admit(self, req: AdmissionRequest) -> None:
         if self._applies(req) != "pods":

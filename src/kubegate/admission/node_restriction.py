@@ -3,19 +3,26 @@
 
 Its own Node only (no restricted labels, taints, ownerReferences or configSource changes), mirror
 pods bound to itself that reference nothing, deletes and status updates of its own pods, its own
-Lease, PVC status conditions and capacity, and tokens bound to its own pods. Every refusal is
+Lease, PVC status conditions and capacity, tokens bound to its own pods, and kubelet CSRs naming
+itself. Every refusal is
 upstream's 403 with upstream's text. Pure: the pod and node lookups are handed in."""
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from cryptography.x509.oid import NameOID
 
 from kubegate.api import defaults, errors, podrefs
 from kubegate.api.resources import Resource
 from kubegate.authn.user import UserInfo
 from kubegate.authz.messages import go_quote as q
+from kubegate.api.validation.certificates import parse_csr
 from kubegate.authz.node import NODE_LEASE_NAMESPACE, node_identity
+from kubegate.pki.signer import KUBE_APISERVER_CLIENT_KUBELET, KUBELET_SERVING
 
 ObjectGetter = Callable[[str, str], Mapping[str, Any] | None]  # (namespace, name); "" namespace for nodes
 
@@ -107,6 +114,8 @@ class NodeRestriction:
             self._service_account(node, req)
         elif group_resource == ("coordination.k8s.io", "leases"):
             _lease(node, req)
+        elif group_resource == ("certificates.k8s.io", "certificatesigningrequests"):
+            _csr(node, req)
 
     # -- pods ---------------------------------------------------------------------------------
 
@@ -289,3 +298,24 @@ def _lease(node: str, req: _Request) -> None:
         raise req.forbidden(f'can only access leases in the "{NODE_LEASE_NAMESPACE}" system namespace')
     if req.name != node:
         raise req.forbidden("can only access node lease with the same name as the requesting node")
+
+
+def _csr(node: str, req: _Request) -> None:
+    """A kubelet may only ask for kubelet client or serving certificates in its own name; the
+    signer checks the rest. (Upstream's AllowInsecureKubeletCertificateSigningRequests gate,
+    off by default since 1.31, would lift this; kubegate has no such gate.)"""
+    spec = _d(_d(req.obj).get("spec"))
+    if req.operation != "CREATE" or spec.get("signerName") not in (KUBELET_SERVING, KUBE_APISERVER_CLIENT_KUBELET):
+        return
+    try:
+        request = base64.b64decode(str(spec.get("request") or ""), validate=True)
+    except (binascii.Error, ValueError):
+        request = b""
+    try:
+        csr = parse_csr(request)
+    except ValueError as e:
+        raise req.forbidden(f"unable to parse csr: {e}") from None
+    # Go keeps a request's last CN, kubegate's signer its first: every CN must be the node's own.
+    cns = {a.value for a in csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)}
+    if cns != {f"system:node:{node}"}:
+        raise req.forbidden(f"can only create a node CSR with CN=system:node:{node}")

@@ -142,15 +142,15 @@ def _scopes(q: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
     return out
 
 
-class _Evaluator:
-    """What one request's object counts for (quota.Evaluator)."""
+class Evaluator:
+    """What an object of one resource counts for (quota.Evaluator); the admission plugin and the
+    ResourceQuota controller share it."""
 
-    def __init__(self, req: AdmissionRequest) -> None:
-        r = req.resource
-        self.req = req
-        self.pod = (r.group, r.plural) == ("", "pods")
-        self.count_name = f"count/{r.plural}" + (f".{r.group}" if r.group else "")
-        self.legacy = _LEGACY_COUNTS.get(r.plural) if r.group == "" else None
+    def __init__(self, group: str, plural: str) -> None:
+        self.group, self.plural = group, plural
+        self.pod = (group, plural) == ("", "pods")
+        self.count_name = f"count/{plural}" + (f".{group}" if group else "")
+        self.legacy = _LEGACY_COUNTS.get(plural) if group == "" else None
 
     def matching(self, hard: list[str]) -> list[str]:
         """MatchingResources: the quota's resources this kind of object can use."""
@@ -167,17 +167,18 @@ class _Evaluator:
 
     @property
     def _is_service(self) -> bool:
-        return (self.req.resource.group, self.req.resource.plural) == ("", "services")
+        return (self.group, self.plural) == ("", "services")
 
     @property
     def _is_claim(self) -> bool:
-        return (self.req.resource.group, self.req.resource.plural) == ("", "persistentvolumeclaims")
+        return (self.group, self.plural) == ("", "persistentvolumeclaims")
 
-    def matches(self, q: dict[str, Any]) -> bool:
-        if not self.matching(list(_d(_d(q.get("status")).get("hard")))):
-            return False
-        obj = self.req.obj or {}
+    def matches_scopes(self, q: dict[str, Any], obj: dict[str, Any]) -> bool:
+        """Every scope of the quota selects `obj` (only pods have scopes that can)."""
         return all(_scope_matches(s, op, vals, obj) if self.pod else s == "" for s, op, vals in _scopes(q))
+
+    def matches(self, q: dict[str, Any], obj: dict[str, Any]) -> bool:
+        return bool(self.matching(list(_d(_d(q.get("status")).get("hard"))))) and self.matches_scopes(q, obj)
 
     def usage(self, obj: dict[str, Any]) -> Usage:
         if self.pod:
@@ -205,10 +206,10 @@ class _Evaluator:
                 usage[f"{cls}.storageclass.storage.k8s.io/persistentvolumeclaims"] = one
         return usage
 
-    def handles(self) -> bool:
-        if self.req.operation == CREATE:
+    def handles(self, operation: str) -> bool:
+        if operation == CREATE:
             return True
-        return self.req.operation == UPDATE and (self._is_service or self._is_claim)
+        return operation == UPDATE and (self._is_service or self._is_claim)
 
 
 def _pretty(usage: dict[str, str]) -> str:
@@ -217,12 +218,12 @@ def _pretty(usage: dict[str, str]) -> str:
 
 def evaluate(req: AdmissionRequest, quotas: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
     """The new status.used of each quota the request charges (by quota name); raises the 403."""
-    ev = _Evaluator(req)
-    if not ev.handles() or req.obj is None:
+    ev = Evaluator(req.resource.group, req.resource.plural)
+    if not ev.handles(req.operation) or req.obj is None:
         return {}
     interesting = []
     for q in sorted(quotas, key=lambda q: str(_d(q.get("metadata")).get("name", ""))):
-        if not ev.matches(q):
+        if not ev.matches(q, req.obj):
             continue
         name = str(q["metadata"]["name"])
         status = _d(q.get("status"))
@@ -277,8 +278,9 @@ class ResourceQuota:
     async def validate(self, req: AdmissionRequest) -> None:
         if req.subresource or not req.namespace or req.resource.kind == "Namespace":
             return
-        for _ in range(3):
-            listed = (await self.quotas.list(req.namespace)).items
+        for attempt in range(3):
+            # The first look is the watch cache (upstream's lister); after a conflict, a consistent read.
+            listed = self._cached(req.namespace) if attempt == 0 else (await self.quotas.list(req.namespace)).items
             charged = evaluate(req, [d.obj for d in listed])
             if not charged or req.dry_run:
                 return
@@ -290,6 +292,9 @@ class ResourceQuota:
                     raise
         raise forbidden(req, "Operation cannot be fulfilled on resourcequotas: the quotas changed too often; "
                              "please try again")
+
+    def _cached(self, namespace: str) -> list[Any]:
+        return [e.object for e in self.quotas.cache.list(self.quotas.resource.list_prefix(namespace)).entries]
 
     async def _charge(self, namespace: str, current: dict[str, Any], charged: dict[str, dict[str, str]]) -> None:
         for name, used in charged.items():

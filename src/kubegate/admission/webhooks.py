@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import copy
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -174,6 +175,11 @@ class Hook:
         return str(self.spec.get("name") or "")
 
     @property
+    def uid(self) -> str:
+        """Upstream's webhook accessor UID: configuration, webhook and position."""
+        return f"{self.configuration}/{self.name}/{self.index}"
+
+    @property
     def failure_policy(self) -> str:
         return str(self.spec.get("failurePolicy") or "Fail")
 
@@ -301,6 +307,20 @@ def _failed_open(req: AdmissionRequest, kind: str, round_: int, hook: Hook) -> N
 
 # -- the plugins ------------------------------------------------------------------------------------
 
+@dataclass
+class _Reinvocation:
+    """Upstream's webhookReinvokeContext: what the webhooks last returned, the IfNeeded webhooks called
+    since the last change, and those due again in round 1."""
+
+    last_output: Any = None
+    previously_invoked: set[str] = field(default_factory=set)
+    reinvoke: set[str] = field(default_factory=set)
+
+    def require_reinvoking(self) -> None:
+        self.reinvoke |= self.previously_invoked
+        self.previously_invoked = set()
+
+
 class MutatingAdmissionWebhook:
     name = "MutatingAdmissionWebhook"
 
@@ -308,29 +328,45 @@ class MutatingAdmissionWebhook:
         self.dispatcher = dispatcher
 
     async def admit(self, req: AdmissionRequest) -> None:
+        """Upstream's mutating dispatcher with its reinvocation record: a webhook that changes the object
+        makes the IfNeeded webhooks called before it due again; the chain's second pass (round 1) calls
+        those, and all of them when other plugins changed the object since the webhooks last saw it."""
         if exempt(req.resource):
             return
-        hooks = self.dispatcher.hooks()
-        # Round 0 calls every matching webhook; round 1 calls again the IfNeeded ones the object
-        # changed after (upstream's reinvocation, limited to mutations made by webhooks).
-        changed_after: set[int] = set()
-        called: list[Hook] = []
-        for hook in hooks:
-            if await self._invoke(hook, req, 0):
-                changed_after.update(h.index for h in called if h.index != hook.index)
-            called.append(hook)
-        for hook in hooks:
-            if hook.index in changed_after and hook.spec.get("reinvocationPolicy") == "IfNeeded":
-                await self._invoke(hook, req, 1)
-
-    async def _invoke(self, hook: Hook, req: AdmissionRequest, round_: int) -> bool:
-        """Call one webhook if it matches; whether it changed the object."""
-        matched = self.dispatcher.matches(hook, req)
-        if matched is None:
-            return False
+        ctx = req.reinvocation
+        record = ctx.values.setdefault(self.name, _Reinvocation())
+        if ctx.is_reinvoke and record.last_output != req.obj:
+            record.require_reinvoking()
+        round_ = 1 if ctx.is_reinvoke else 0
         try:
-            if not self.dispatcher.conditions_hold(hook, req):
+            for hook in self.dispatcher.hooks():
+                matched = self.dispatcher.matches(hook, req)
+                if matched is None or not self._conditions_hold(hook, req, round_):
+                    continue
+                # A webhook is never called for the first time in round 1.
+                if ctx.is_reinvoke and hook.uid not in record.reinvoke:
+                    continue
+                if await self._invoke(hook, req, matched, round_):
+                    record.require_reinvoking()
+                    ctx.should_reinvoke = True
+                if hook.spec.get("reinvocationPolicy") == "IfNeeded":
+                    record.previously_invoked.add(hook.uid)
+        finally:
+            # Only compared when IfNeeded webhooks wait for a change: no copy for every other write.
+            record.last_output = copy.deepcopy(req.obj) if record.previously_invoked else None
+
+    def _conditions_hold(self, hook: Hook, req: AdmissionRequest, round_: int) -> bool:
+        try:
+            return self.dispatcher.conditions_hold(hook, req)
+        except CallError as e:
+            if hook.failure_policy == "Ignore":
+                _failed_open(req, "mutation", round_, hook)
                 return False
+            raise errors.internal(str(e)) from None
+
+    async def _invoke(self, hook: Hook, req: AdmissionRequest, matched: Resource, round_: int) -> bool:
+        """Call one webhook; whether it changed the object."""
+        try:
             verdict = await self.dispatcher.call(hook, req, matched, mutating=True)
         except CallError as e:
             if hook.failure_policy == "Ignore":

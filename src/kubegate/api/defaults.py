@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kubegate.api.resources import Resource
+from kubegate.api.validation.core import APPARMOR_CONTAINER_PREFIX, apparmor_profile
 
 Defaulter = Callable[[dict[str, Any]], None]
 
@@ -376,5 +377,68 @@ _DEFAULTERS: dict[tuple[str, str], Defaulter] = {
 def apply_defaults(resource: Resource, obj: dict[str, Any]) -> None:
     """Default `obj` (wire JSON form) in place. Kinds without upstream defaults are left alone."""
     fn = _DEFAULTERS.get((resource.group, resource.kind))
+    if fn is not None:
+        fn(obj)
+
+
+# --- create-time strategy (PrepareForCreate), after mutating admission ----------------------------
+
+def _apparmor_annotation_for_field(profile: dict[str, Any]) -> str:
+    t = profile.get("type")
+    if t == "Unconfined":
+        return "unconfined"
+    if t == "RuntimeDefault":
+        return "runtime/default"
+    if t == "Localhost" and profile.get("localhostProfile") is not None:
+        return "localhost/" + str(profile["localhostProfile"])
+    return ""
+
+
+def _apparmor_field_for_annotation(annotation: str) -> dict[str, Any] | None:
+    if annotation == "unconfined":
+        return {"type": "Unconfined"}
+    if annotation == "runtime/default":
+        return {"type": "RuntimeDefault"}
+    if annotation.startswith("localhost/") and annotation != "localhost/":
+        return {"type": "Localhost", "localhostProfile": annotation[len("localhost/"):]}
+    return None
+
+
+def apparmor_version_skew(obj: dict[str, Any]) -> None:
+    """The pod strategy's applyAppArmorVersionSkew: each container's AppArmor annotation and field are
+    made to agree (a field without its annotation gets one, an annotation without a field gives the
+    container one unless the pod-level profile already says the same), so nodes of either age enforce it."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict) or (spec.get("os") or {}).get("name") == "windows":
+        return
+    pod_profile = (spec.get("securityContext") or {}).get("appArmorProfile")
+    meta = obj.setdefault("metadata", {})
+    for key in ("initContainers", "containers", "ephemeralContainers"):
+        for c in _items(spec.get(key)):
+            name = APPARMOR_CONTAINER_PREFIX + str(c.get("name") or "")
+            annotations = meta.get("annotations") or {}
+            profile = (c.get("securityContext") or {}).get("appArmorProfile")
+            if name not in annotations:
+                source = profile if profile is not None else pod_profile
+                value = _apparmor_annotation_for_field(source) if isinstance(source, dict) else ""
+                if value:
+                    meta.setdefault("annotations", {})[name] = value
+            elif profile is None:
+                field = _apparmor_field_for_annotation(str(annotations[name]))
+                if field is not None and not apparmor_profile("", field) and field != pod_profile:
+                    sc = c.get("securityContext")
+                    if not isinstance(sc, dict):
+                        sc = c["securityContext"] = {}
+                    sc["appArmorProfile"] = field
+
+
+_CREATE_STRATEGIES: dict[tuple[str, str], Defaulter] = {
+    ("", "Pod"): apparmor_version_skew,
+}
+
+
+def prepare_for_create(resource: Resource, obj: dict[str, Any]) -> None:
+    """What upstream's strategies set on create only, once admission has mutated the object."""
+    fn = _CREATE_STRATEGIES.get((resource.group, resource.kind))
     if fn is not None:
         fn(obj)

@@ -7,7 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
-from kubegate.cli import access, certs, netpol, onboarding, token
+from kubegate.cli import access, certs, netpol, node, onboarding, secrets_encrypt, token
+from kubegate.kmsplugin import cli as kmsplugin_cli
 from kubegate.pki.kubeconfig import set_kubeconfig_server
 from kubegate.pki.layout import KUBECONFIG_SPECS, PKIError, apiserver_url, init_pki
 from kubegate.server.config import ConfigError, ServerConfig, add_pki_flags, add_server_flags, config_from_args
@@ -95,7 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     certs.add_commands(sub)
     token.add_commands(sub)
     onboarding.add_commands(sub)
+    node.add_commands(sub)
     netpol.add_commands(sub)
+    secrets_encrypt.add_commands(sub)
+    kmsplugin_cli.add_commands(sub)
     return p
 
 

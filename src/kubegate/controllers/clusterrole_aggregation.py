@@ -18,7 +18,8 @@ from kubegate.api import errors
 from kubegate.api.registry import ResourceRegistry
 from kubegate.api.selectors import SelectorError, label_selector_from_object
 from kubegate.authz.types import PolicyRule
-from kubegate.server.informer import Informer, run_controller
+from kubegate.controllers.workqueue import run_informers
+from kubegate.server.informer import Informer
 
 log = logging.getLogger("kubegate.clusterrole-aggregation")
 
@@ -59,7 +60,7 @@ class ClusterRoleAggregationController:
         self._dirty.set()
 
     async def run(self) -> None:
-        await run_controller(self.informer, self._work)
+        await run_informers([self.informer], self._work)
 
     async def _work(self) -> None:
         while True:

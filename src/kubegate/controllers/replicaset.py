@@ -1,19 +1,31 @@
 """The ReplicaSet controller (upstream pkg/controller/replicaset): keeps `spec.replicas` pods
 stamped from the template, named `<replicaset>-<5 random>`, each with the ReplicaSet as its
 controller ownerReference; adopts orphan pods its selector matches and releases owned pods it no
-longer matches; reports status. There is no kubelet: pods stay Pending, so none is ever ready."""
+longer matches; reports status. There is no kubelet: pods stay Pending, so none is ever ready.
+Its pods pass admission like any request: a refused create is a FailedCreate event on the
+ReplicaSet and its ReplicaFailure condition, and the ReplicaSet is retried with a growing delay."""
 from __future__ import annotations
 
 import copy
 from typing import Any
 
 from kubegate.api import errors
+from kubegate.api.objects import now_rfc3339
 from kubegate.api.selectors import SelectorError, label_selector_from_object
 from kubegate.controllers.client import ControllerClient
+from kubegate.controllers.events import WARNING, has_cause, record
 from kubegate.controllers.workqueue import WorkQueue, run_informers
 from kubegate.server.informer import Informer
 
 _TERMINAL = ("Succeeded", "Failed")
+COMPONENT = "replicaset-controller"
+REPLICA_FAILURE = "ReplicaFailure"
+# Retry delays of a ReplicaSet whose pods cannot be created or deleted (upstream's rate limiter
+# backs off exponentially, so a refused template does not flood the namespace with events).
+_BACKOFF_BASE = 1.0
+_BACKOFF_MAX = 300.0
+
+Failure = tuple[str, str]  # (reason, message) of the ReplicaFailure condition
 
 
 def controller_ref(obj: dict[str, Any]) -> dict[str, Any] | None:
@@ -60,8 +72,10 @@ def deletion_order(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(newest_first, key=key)
 
 
-def replicaset_status(rs: dict[str, Any], pods: list[dict[str, Any]]) -> dict[str, Any]:
-    """Upstream calculateStatus; zero counts other than `replicas` are omitted (omitempty)."""
+def replicaset_status(rs: dict[str, Any], pods: list[dict[str, Any]], failure: Failure | None = None,
+                      now: str = "") -> dict[str, Any]:
+    """Upstream calculateStatus; zero counts other than `replicas` are omitted (omitempty). A failed
+    create or delete adds the ReplicaFailure condition once; a clean sync removes it."""
     template_labels = ((((rs.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {})
     fully = sum(1 for p in pods if template_labels.items() <= (p["metadata"].get("labels") or {}).items())
     ready = sum(1 for p in pods if _is_ready(p))
@@ -70,13 +84,23 @@ def replicaset_status(rs: dict[str, Any], pods: list[dict[str, Any]]) -> dict[st
         if value:
             status[key] = value
     status["observedGeneration"] = rs["metadata"].get("generation", 0)
+    conditions = list((rs.get("status") or {}).get("conditions") or ())
+    current = next((c for c in conditions if c.get("type") == REPLICA_FAILURE), None)
+    if failure is not None and current is None:
+        conditions.append({"type": REPLICA_FAILURE, "status": "True", "lastTransitionTime": now,
+                           "reason": failure[0], "message": failure[1]})
+    elif failure is None and current is not None:
+        conditions.remove(current)
+    if conditions:
+        status["conditions"] = conditions
     return status
 
 
 class ReplicaSetController:
     def __init__(self, client: ControllerClient) -> None:
         self.client = client
-        self.queue: WorkQueue[tuple[str, str]] = WorkQueue("replicaset-controller")
+        self.queue: WorkQueue[tuple[str, str]] = WorkQueue(COMPONENT)
+        self.failures: dict[tuple[str, str], int] = {}  # consecutive failed syncs, for the backoff
         self.informers = [Informer(client.registry("replicasets").cache, self._on_replicaset),
                           Informer(client.registry("pods").cache, self._on_pod)]
 
@@ -104,6 +128,7 @@ class ReplicaSetController:
         ns, name = key
         rs = self.client.cached("replicasets", ns, name)
         if rs is None:
+            self.failures.pop(key, None)
             return True
         try:
             selector = label_selector_from_object((rs.get("spec") or {}).get("selector"))
@@ -123,22 +148,28 @@ class ReplicaSetController:
                     await self._release(pod, uid)
             elif ref is None and matches and not rs["metadata"].get("deletionTimestamp"):
                 owned.append(await self._adopt(pod, rs))
+        failure: Failure | None = None
         if not rs["metadata"].get("deletionTimestamp"):
-            owned = await self._manage(rs, owned)
-        status = replicaset_status(rs, owned)
-        if status != {k: v for k, v in (rs.get("status") or {}).items() if k != "conditions"}:
-            conditions = (rs.get("status") or {}).get("conditions")
-            if conditions:
-                status["conditions"] = conditions
+            owned, failure = await self._manage(rs, owned)
+        status = replicaset_status(rs, owned, failure, now_rfc3339())
+        if status != (rs.get("status") or {}):
             try:
                 await self.client.update("replicasets", ns, name, lambda cur: dict(cur, status=status),
                                          subresource="status")
             except errors.StatusError as e:
                 if e.code != 404:  # deleted meanwhile
                     raise
+        if failure is None:
+            self.failures.pop(key, None)
+        else:
+            n = self.failures[key] = self.failures.get(key, 0) + 1
+            self.queue.add_after(key, min(_BACKOFF_BASE * 2 ** (n - 1), _BACKOFF_MAX))
         return True
 
-    async def _manage(self, rs: dict[str, Any], owned: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def _manage(self, rs: dict[str, Any], owned: list[dict[str, Any]]
+                      ) -> tuple[list[dict[str, Any]], Failure | None]:
+        """Creates or deletes pods toward spec.replicas; the first refused write ends the pass (as
+        upstream's slow-start batches stop) and is reported as an event and the failure."""
         ns = rs["metadata"]["namespace"]
         want = int((rs.get("spec") or {}).get("replicas", 1))
         diff = want - len(owned)
@@ -149,7 +180,10 @@ class ReplicaSetController:
                 except errors.StatusError as e:
                     if e.code == 409:  # a generated name collided: the next sync tries again
                         break
-                    raise
+                    if has_cause(e, "NamespaceTerminating"):  # the namespace controller is emptying it
+                        return owned, None
+                    await record(self.client, rs, WARNING, "FailedCreate", f"Error creating: {e.message}", COMPONENT)
+                    return owned, ("FailedCreate", e.message)
                 owned.append(created.obj)
         elif diff < 0:
             for pod in deletion_order(owned)[:-diff]:
@@ -158,9 +192,11 @@ class ReplicaSetController:
                                              {"preconditions": {"uid": pod["metadata"]["uid"]}})
                 except errors.StatusError as e:
                     if e.code not in (404, 409):
-                        raise
+                        await record(self.client, rs, WARNING, "FailedDelete", f"Error deleting: {e.message}",
+                                     COMPONENT)
+                        return owned, ("FailedDelete", e.message)
                 owned.remove(pod)
-        return owned
+        return owned, None
 
     async def _adopt(self, pod: dict[str, Any], rs: dict[str, Any]) -> dict[str, Any]:
         def adopt(cur: dict[str, Any]) -> dict[str, Any]:

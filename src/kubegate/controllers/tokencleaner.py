@@ -16,7 +16,8 @@ from typing import Any
 from kubegate.api import errors
 from kubegate.api.registry import ResourceRegistry
 from kubegate.authn.bootstrap_token import NAMESPACE, expiration, is_bootstrap_secret
-from kubegate.server.informer import Informer, run_controller
+from kubegate.controllers.workqueue import run_informers
+from kubegate.server.informer import Informer
 
 log = logging.getLogger("kubegate.tokencleaner")
 
@@ -58,7 +59,7 @@ class TokenCleaner:
 
     async def run(self) -> None:
         try:
-            await run_controller(self.informer, self._work)
+            await run_informers([self.informer], self._work)
         finally:
             for timer in self._timers.values():
                 timer.cancel()

@@ -63,12 +63,12 @@ async def run_informers(informers: list[Informer], work: Callable[[], Awaitable[
         inf.prime()
     tasks = [asyncio.create_task(inf.run()) for inf in informers]
     worker = asyncio.create_task(work())
+    # asyncio.wait, not gather: a cancelled gather leaves a future whose error nobody retrieves.
     try:
-        await asyncio.gather(*tasks, worker)
-    except Exception:
-        logging.getLogger("kubegate.controllers").exception("controller stopped")
-        raise
+        done, _ = await asyncio.wait([*tasks, worker], return_when=asyncio.FIRST_EXCEPTION)
     finally:
-        worker.cancel()
-        for t in tasks:
+        for t in (*tasks, worker):
             t.cancel()
+    for t in done:
+        if not t.cancelled() and t.exception() is not None:
+            logging.getLogger("kubegate.controllers").error("controller stopped", exc_info=t.exception())

@@ -2,8 +2,8 @@
 
 Certificates carry the same extensions Go's ``x509.CreateCertificate`` emits for kubeadm's
 templates: critical basicConstraints and keyUsage (digitalSignature + keyEncipherment, plus
-keyCertSign on CAs), extKeyUsage on leaves, a subjectKeyIdentifier on CAs, an
-authorityKeyIdentifier on leaves, and a DNS SAN equal to the CN on CAs. Key files use the
+keyCertSign and, unlike kubeadm, cRLSign on CAs), extKeyUsage on leaves, a subjectKeyIdentifier
+on CAs, an authorityKeyIdentifier on leaves, and a DNS SAN equal to the CN on CAs. Key files use the
 PEM types client-go's keyutil writes ("EC PRIVATE KEY" / "RSA PRIVATE KEY").
 """
 
@@ -79,7 +79,7 @@ def _key_usage(*, ca: bool) -> x509.KeyUsage:
         data_encipherment=False,
         key_agreement=False,
         key_cert_sign=ca,
-        crl_sign=False,
+        crl_sign=ca,  # kubegate's CRL (`certs crl`) must pass `openssl verify -crl_check`
         encipher_only=False,
         decipher_only=False,
     )

@@ -184,7 +184,7 @@ def go_subject(name: x509.Name) -> x509.Name:
     for oid in (NameOID.COMMON_NAME, NameOID.SERIAL_NUMBER):
         attrs = name.get_attributes_for_oid(oid)
         if attrs:
-            rdns.append(x509.RelativeDistinguishedName(attrs[:1]))
+            rdns.append(x509.RelativeDistinguishedName(attrs[-1:]))  # Go keeps the last value
     return x509.Name(rdns)
 
 

@@ -87,6 +87,8 @@ class Components:
     netpol: NetpolReviews | None = None  # NetworkPolicyReview; composition always sets it
     # Certificates expiring within 30 days, shown as warning lines in /readyz?verbose.
     cert_warnings: Callable[[], list[str]] | None = None
+    # The `kms-providers` check of encryption at rest (KMS v2 plugins), on livez, readyz and healthz.
+    kms_health: Callable[[], str | None] | None = None
 
 
 class APIServer:
@@ -104,6 +106,9 @@ class APIServer:
             "healthz": HealthEndpoint("healthz", [("ping", _ok), ("log", _ok), ("etcd", self._store_check),
                                                   ("poststarthook/rbac/bootstrap-roles", self._ready_check)]),
         }
+        if c.kms_health is not None:
+            for endpoint in self.health.values():
+                endpoint.checks.append(("kms-providers", c.kms_health))
 
     def _store_check(self) -> str | None:
         return "store closed" if self.c.store.closed else None
@@ -337,6 +342,8 @@ def registry_hooks() -> tuple[Callable[[Resource, dict[str, Any], dict[str, Any]
                               Callable[[Resource, dict[str, Any], dict[str, Any] | None], None]]:
     def prepare(r: Resource, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         defaults.apply_defaults(r, obj)
+        if old is None:
+            defaults.prepare_for_create(r, obj)
 
     def validate(r: Resource, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         causes = validation.validate(r, obj, old)

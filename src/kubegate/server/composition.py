@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from kubegate.admission.chain import (
-    DEFAULT_ON as ADMISSION_DEFAULT_ON, AdmissionConfigError, PluginDeps, build_chain, enabled_plugins,
+    DEFAULT_ON as ADMISSION_DEFAULT_ON, AdmissionChain, AdmissionConfigError, PluginDeps, build_chain, enabled_plugins,
     read_config_file,
 )
 from kubegate.admission.plugins import PLUGINS, CSRRequester, RBACEscalation
@@ -46,8 +46,10 @@ from kubegate.controllers.clusterrole_aggregation import ClusterRoleAggregationC
 from kubegate.controllers.deployment import DeploymentController
 from kubegate.controllers.garbage_collector import GarbageCollector
 from kubegate.controllers.replicaset import ReplicaSetController
+from kubegate.controllers.resource_quota import ResourceQuotaController
 from kubegate.controllers.root_ca import RootCAPublisher
 from kubegate.controllers.csr_approving import CSRApprovingController
+from kubegate.controllers.csr_cleaner import CSRCleaner
 from kubegate.controllers.csr_signing import CONTROLLER as CSR_CONTROLLER, CSRSigningController
 from kubegate.controllers.serviceaccount import ServiceAccountController
 from kubegate.controllers.token import TokensController
@@ -77,7 +79,7 @@ from kubegate.pki.layout import PKIPaths
 from kubegate.pki.revocation import RevocationSet
 from kubegate.storage.cache import CacheSet
 from kubegate.storage.encryption.store import EncryptingStore
-from kubegate.storage.encryption.wiring import encrypting_store
+from kubegate.storage.encryption.wiring import encrypting_store, kms_health_check
 from kubegate.storage.sqlite import SQLiteStore
 from kubegate.webhook.client import WebhookConfigError, load_webhook_kubeconfig
 
@@ -151,19 +153,20 @@ def _signer(cfg: ServerConfig) -> Signer:
 
 
 def _controllers(cfg: ServerConfig, authorizer: Any, by_plural: dict[str, ResourceRegistry],
-                 ca_file: str) -> list[Callable[[], Awaitable[None]]]:
+                 ca_file: str, admission: AdmissionChain) -> list[Callable[[], Awaitable[None]]]:
     """kube-controller-manager's controllers, each under its own identity (controllers/client.py)."""
     def client(name: str) -> ControllerClient:
-        return ControllerClient(controller_user(name), authorizer, by_plural)
+        return ControllerClient(controller_user(name), authorizer, by_plural, admission)
     ca_pem = Path(ca_file).read_text()
     return [ServiceAccountController(client("service-account-controller")).run,
             RootCAPublisher(client("root-ca-cert-publisher"), ca_pem).run,
-            TokensController(ControllerClient(CONTROLLER_MANAGER, authorizer, by_plural), ca_pem,
+            TokensController(ControllerClient(CONTROLLER_MANAGER, authorizer, by_plural, admission), ca_pem,
                              _signer(cfg).sign).run,
             ReplicaSetController(client("replicaset-controller")).run,
             DeploymentController(client("deployment-controller")).run,
             GarbageCollector(client("generic-garbage-collector"), sorted(by_plural)).run,
             CSRApprovingController(client(CSR_CONTROLLER), authorizer).run,
+            CSRCleaner(client(CSR_CONTROLLER)).run,
             _csr_signing(cfg, client(CSR_CONTROLLER), authorizer).run]
 
 
@@ -366,12 +369,15 @@ async def build(cfg: ServerConfig) -> tuple[app_mod.Components, ssl.SSLContext]:
     rest = RESTHandler(registries, admission, patch_meta)
     rest.subresource_creators[("serviceaccounts", "token")] = _token_requests(cfg, by_plural).create
     ns_controller = NamespaceController(
-        by_plural["namespaces"],
+        ControllerClient(controller_user("namespace-controller"), authorizer, by_plural, admission),
         [reg for reg in shared.values() if reg.resource.namespaced])
     aggregation = ClusterRoleAggregationController(by_plural["clusterroles"])
     background = [inf.run for inf in informers] + [ns_controller.run, aggregation.run]
     background += token_tasks
-    background += _controllers(cfg, authorizer, by_plural, client_ca)
+    background += _controllers(cfg, authorizer, by_plural, client_ca, admission)
+    background.append(ResourceQuotaController(
+        ControllerClient(controller_user("resourcequota-controller"), authorizer, by_plural, admission),
+        [reg for reg in registries.values() if reg.resource.namespaced]).run)
     background += admission_deps.background
     background += encryption_tasks
     background.append(rotator.run)
@@ -389,7 +395,8 @@ async def build(cfg: ServerConfig) -> tuple[app_mod.Components, ssl.SSLContext]:
         cleared_headers=requestheader.cleared_headers(proxy.config if proxy else None) | impersonation.HEADERS,
         explain=ExplainAPI(authorizer, rbac),
         netpol=NetpolReviews(authorizer, {p: by_plural[p] for p in ("namespaces", "pods", "networkpolicies")}),
-        cert_warnings=rotator.warnings)
+        cert_warnings=rotator.warnings,
+        kms_health=kms_health_check(store, cfg.encryption_provider_config_automatic_reload))
     return comps, ssl_ctx
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
 from typing import Any, Callable
 
 from kubegate.storage.cache import CacheEvent, WatchCache
@@ -13,17 +12,6 @@ from kubegate.storage.interface import CompactedError, StoreClosedError
 log = logging.getLogger("kubegate.informer")
 
 Handler = Callable[[str, dict[str, Any] | None, dict[str, Any] | None], None]  # (type, obj, old)
-
-
-async def run_controller(informer: Informer, work: Callable[[], Awaitable[None]]) -> None:
-    """A controller's life: prime its informer, then follow changes while `work` drains what the
-    handler queued; `work` is cancelled when the informer stops."""
-    informer.prime()
-    worker = asyncio.create_task(work())
-    try:
-        await informer.run()
-    finally:
-        worker.cancel()
 
 
 class Informer:

@@ -8,7 +8,7 @@ from typing import Any, Awaitable, Callable, Mapping
 from aiohttp import web
 
 from kubegate.admission.chain import AdmissionChain
-from kubegate.admission.interface import CREATE, DELETE, UPDATE, AdmissionRequest
+from kubegate.admission.interface import CREATE, DELETE, UPDATE, AdmissionRequest, validating_name
 from kubegate.api import defaults, errors, patch as patching, selectors, tables
 from kubegate.api.errors import StatusError
 from kubegate.api.registry import AdmitHook, Decoded, ResourceRegistry
@@ -78,6 +78,7 @@ class RESTHandler:
         (inside its retry loop), on the object as it will be stored."""
         async def validate(obj: dict[str, Any] | None, old: dict[str, Any] | None) -> None:
             areq.obj, areq.old = obj, old
+            areq.name = validating_name(areq)
             try:
                 await self.admission.validate(areq)
             except StatusError:

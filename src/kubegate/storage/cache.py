@@ -12,12 +12,13 @@ import bisect
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, NamedTuple
 
 from .interface import (
     KV,
     CompactedError,
+    CorruptKV,
     Event,
     Progress,
     Store,
@@ -54,7 +55,7 @@ class Entry:
     @property
     def object(self) -> Any:
         if self._obj is _UNSET:
-            self._obj = self._decode(self.kv)
+            self._obj = self._decode(self.kv.recover() if isinstance(self.kv, CorruptKV) else self.kv)
         return self._obj
 
 
@@ -180,7 +181,7 @@ class WatchCache:
                 del self._entries[key]
                 del self._keys[bisect.bisect_left(self._keys, key)]
             if last is not None:
-                gone = KV(key, last.value, last.create_revision, ev.revision, last.lease)
+                gone = replace(last, mod_revision=ev.revision)  # keeps a CorruptKV corrupt
                 self._record(CacheEvent("DELETED", Entry(gone, self._decode), prev))
         self._advance(ev.revision)
 

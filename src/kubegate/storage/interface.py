@@ -8,7 +8,7 @@ LeaseGrant/LeaseRevoke/LeaseKeepAlive.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import AsyncIterator, Literal, NamedTuple, Protocol
+from typing import AsyncIterator, Callable, Literal, NamedTuple, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +18,24 @@ class KV:
     create_revision: int
     mod_revision: int
     lease: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CorruptKV(KV):
+    """A stored value a store wrapper could not turn back into its bytes (say, tampered ciphertext).
+    Caches keep it so that reading this one object raises `error` while every other object is served;
+    `retry` tries again (a KMS plugin that was down may be back), returning the readable KV or raising."""
+
+    error: Exception | None = None
+    retry: Callable[[], KV] | None = None
+
+    def recover(self) -> KV:
+        if self.retry is not None:
+            try:
+                return self.retry()
+            except Exception:
+                pass
+        raise self.error if self.error is not None else ValueError(f"corrupt value at {self.key}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,15 +47,23 @@ def _decode_b64(value: Any) -> bytes:
         return b""
 
 
-def csr_request_error(request: bytes) -> str | None:
-    """validateCSR: the first PEM block must be a CERTIFICATE REQUEST whose signature verifies."""
+def parse_csr(request: bytes) -> x509.CertificateSigningRequest:
+    """certificates.ParseCSR: the first PEM block must be a CERTIFICATE REQUEST (ValueError with Go's text)."""
     blocks = _pem_blocks(request)
     if not blocks or blocks[0][0] != "CERTIFICATE REQUEST":
-        return "PEM block type must be CERTIFICATE REQUEST"
+        raise ValueError("PEM block type must be CERTIFICATE REQUEST")
     try:
-        csr = x509.load_der_x509_csr(blocks[0][1])
+        return x509.load_der_x509_csr(blocks[0][1])
     except ValueError:
-        return "x509: malformed certificate request"
+        raise ValueError("x509: malformed certificate request") from None
+
+
+def csr_request_error(request: bytes) -> str | None:
+    """validateCSR: the first PEM block must be a CERTIFICATE REQUEST whose signature verifies."""
+    try:
+        csr = parse_csr(request)
+    except ValueError as e:
+        return str(e)
     try:
         if not csr.is_signature_valid:
             # Go's CheckSignature texts: crypto/rsa's for RSA keys, x509's own for ECDSA.

@@ -7,6 +7,7 @@ import copy
 import difflib
 import ipaddress
 import json
+import re
 from typing import Any
 
 from kubegate.api.errors import (
@@ -46,7 +47,6 @@ _POD_UPDATE_FORBIDDEN = (
     "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"
 )
 _MAX_INT32 = 2**31 - 1
-_MAX_UID = 0xFFFFFFFF
 
 
 # --- Namespace ---------------------------------------------------------------------------------
@@ -308,21 +308,319 @@ def _volume_mounts(path: str, mounts: list[Any], volumes: set[str]) -> list[Caus
     return causes
 
 
-def _security_context(path: str, sc: dict[str, Any]) -> list[Cause]:
+_SECCOMP_TYPES = ["Localhost", "RuntimeDefault", "Unconfined"]
+_APPARMOR_TYPES = ["Localhost", "RuntimeDefault", "Unconfined"]
+_PROC_MOUNT_TYPES = ["Default", "Unmasked"]
+_FS_GROUP_CHANGE_POLICIES = ["Always", "OnRootMismatch"]
+_SUPPLEMENTAL_GROUPS_POLICIES = ["Merge", "Strict"]
+_SYSCTL_SEGMENT = "[a-z0-9]([-_a-z0-9]*[a-z0-9])?"
+_SYSCTL_FMT = f"^({_SYSCTL_SEGMENT}[\\./])*{_SYSCTL_SEGMENT}$"
+_SYSCTL_RE = re.compile(_SYSCTL_FMT)
+_SYSCTL_MAX_LENGTH = 253
+# utilsysctl's namespaced sysctls: which host namespace a sysctl lives in.
+_IPC_SYSCTL_PREFIXES = ("kernel.shm", "kernel.msg", "fs.mqueue.")
+_MAX_GMSA_SPEC_KIB = 64
+_MAX_RUN_AS_DOMAIN = 256
+_MAX_RUN_AS_USER = 104
+_CTRL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f]")
+_USER_DOTS_SPACES_RE = re.compile(r"^[\. ]+$")
+_USER_BAD_CHARS_RE = re.compile(r'["/\\:;|=+*?<>@\[\]]')
+# The pod annotations kept from before the securityContext fields (read by old nodes).
+SECCOMP_POD_ANNOTATION = "seccomp.security.alpha.kubernetes.io/pod"
+SECCOMP_CONTAINER_PREFIX = "container.seccomp.security.alpha.kubernetes.io/"
+APPARMOR_CONTAINER_PREFIX = "container.apparmor.security.beta.kubernetes.io/"
+
+
+def _go_ptr(type_name: str, v: Any) -> str:
+    # %#v prints a set pointer as its address (volatile upstream); a fixed one stands for it here.
+    return f"(*{type_name})(nil)" if v is None else f"(*{type_name})(0xc000000000)"
+
+
+def _seccomp_struct(sp: dict[str, Any]) -> _GoText:
+    return _GoText(f"core.SeccompProfile{{Type:{json.dumps(s(sp.get('type')))}, "
+                   f"LocalhostProfile:{_go_ptr('string', sp.get('localhostProfile'))}}}")
+
+
+def _security_context_struct(sc: dict[str, Any]) -> _GoText:
+    fields = (("Capabilities", "core.Capabilities"), ("Privileged", "bool"), ("SELinuxOptions", "core.SELinuxOptions"),
+              ("WindowsOptions", "core.WindowsSecurityContextOptions"), ("RunAsUser", "int64"),
+              ("RunAsGroup", "int64"), ("RunAsNonRoot", "bool"), ("ReadOnlyRootFilesystem", "bool"),
+              ("AllowPrivilegeEscalation", "bool"), ("ProcMount", "core.ProcMountType"),
+              ("SeccompProfile", "core.SeccompProfile"), ("AppArmorProfile", "core.AppArmorProfile"))
+    body = ", ".join(f"{f}:{_go_ptr(t, sc.get(f[0].lower() + f[1:] if f != 'SELinuxOptions' else 'seLinuxOptions'))}"
+                     for f, t in fields)
+    return _GoText(f"core.SecurityContext{{{body}}}")
+
+
+def _local_descending_path(path: str, target: str) -> list[Cause]:
+    """validateLocalDescendingPath: relative, without '..' segments."""
     causes: list[Cause] = []
-    for key in ("runAsUser", "runAsGroup"):
-        v = sc.get(key)
-        if isinstance(v, int) and not 0 <= v <= _MAX_UID:
-            causes.append(field_invalid(f"{path}.{key}", v, names.inclusive_range_error(0, _MAX_UID)))
-    for i, g in enumerate(lst(sc.get("supplementalGroups"))):
-        if isinstance(g, int) and not 0 <= g <= _MAX_UID:
-            causes.append(field_invalid(f"{path}.supplementalGroups[{i}]", g,
-                                        names.inclusive_range_error(0, _MAX_UID)))
+    if target.startswith("/"):
+        causes.append(field_invalid(path, target, "must be a relative path"))
+    if ".." in target.split("/"):
+        causes.append(field_invalid(path, target, "must not contain '..'"))
+    return causes
+
+
+def _id_range(path: str, v: Any) -> list[Cause]:
+    """IsValidUserID / IsValidGroupID: 0 to MaxInt32."""
+    if isinstance(v, int) and not isinstance(v, bool) and not 0 <= v <= _MAX_INT32:
+        return [field_invalid(path, v, names.inclusive_range_error(0, _MAX_INT32))]
+    return []
+
+
+def _seccomp_profile(path: str, sp: Any) -> list[Cause]:
+    """validateSeccompProfileField."""
+    if not isinstance(sp, dict):
+        return []
+    causes: list[Cause] = []
+    t = s(sp.get("type"))
+    if not t:
+        causes.append(field_required(f"{path}.type", "type is required when seccompProfile is set"))
+    elif t not in _SECCOMP_TYPES:
+        causes.append(field_not_supported(f"{path}.type", t, _SECCOMP_TYPES))
+    lp = sp.get("localhostProfile")
+    if t == "Localhost":
+        if lp is None:
+            causes.append(field_required(f"{path}.localhostProfile", "must be set when seccomp type is Localhost"))
+        else:
+            causes += _local_descending_path(f"{path}.localhostProfile", s(lp))
+    elif lp is not None:
+        causes.append(field_invalid(f"{path}.localhostProfile", _seccomp_struct(sp),
+                                    "can only be set when seccomp type is Localhost"))
+    return causes
+
+
+def apparmor_profile(path: str, ap: Any) -> list[Cause]:
+    """ValidateAppArmorProfileField."""
+    if not isinstance(ap, dict):
+        return []
+    t, lp = s(ap.get("type")), ap.get("localhostProfile")
+    if t == "Localhost":
+        if lp is None:
+            return [field_required(f"{path}.localhostProfile", "must be set when AppArmor type is Localhost")]
+        lp = s(lp)
+        causes: list[Cause] = []
+        if lp.strip() != lp:
+            causes.append(field_invalid(f"{path}.localhostProfile", lp, "must not be padded with whitespace"))
+        elif not lp:
+            causes.append(field_required(f"{path}.localhostProfile", "must be set when AppArmor type is Localhost"))
+        if len(lp.encode()) > 4095:  # PATH_MAX - 1
+            causes.append(field_too_long(f"{path}.localhostProfile", 4095))
+        return causes
+    if t in ("RuntimeDefault", "Unconfined"):
+        if lp is not None:
+            return [field_invalid(f"{path}.localhostProfile", s(lp), "can only be set when AppArmor type is Localhost")]
+        return []
+    if not t:
+        return [field_required(f"{path}.type", "type is required when appArmorProfile is set")]
+    return [field_not_supported(f"{path}.type", t, _APPARMOR_TYPES)]
+
+
+def _windows_options(path: str, wo: Any) -> list[Cause]:
+    """validateWindowsSecurityContextOptions (the runAsUserName domain's NetBios/DNS format aside)."""
+    if not isinstance(wo, dict):
+        return []
+    causes: list[Cause] = []
+    spec_name = wo.get("gmsaCredentialSpecName")
+    if spec_name is not None:
+        causes += [field_invalid(f"{path}.gmsaCredentialSpecName", s(spec_name), m)
+                   for m in names.is_dns1123_subdomain(s(spec_name))]
+    spec = wo.get("gmsaCredentialSpec")
+    if spec is not None:
+        if not s(spec):
+            causes.append(field_invalid(f"{path}.gmsaCredentialSpec", "", "gmsaCredentialSpec cannot be an empty string"))
+        elif len(s(spec).encode()) > _MAX_GMSA_SPEC_KIB * 1024:
+            causes.append(field_invalid(f"{path}.gmsaCredentialSpec", s(spec),
+                                        f"gmsaCredentialSpec size must be under {_MAX_GMSA_SPEC_KIB} KiB"))
+    user_name = wo.get("runAsUserName")
+    if user_name is None:
+        return causes
+    un, p = s(user_name), f"{path}.runAsUserName"
+    parts = un.split("\\")
+    if not un:
+        return causes + [field_invalid(p, un, "runAsUserName cannot be an empty string")]
+    if _CTRL_CHARS_RE.search(un):
+        return causes + [field_invalid(p, un, "runAsUserName cannot contain control characters")]
+    if len(parts) > 2:
+        return causes + [field_invalid(p, un, "runAsUserName cannot contain more than one backslash")]
+    domain, user = (parts[0], parts[1]) if len(parts) == 2 else ("", parts[0])
+    if len(domain) >= _MAX_RUN_AS_DOMAIN:
+        causes.append(field_invalid(p, un, f"runAsUserName's Domain length must be under {_MAX_RUN_AS_DOMAIN} characters"))
+    if not user:
+        causes.append(field_invalid(p, un, "runAsUserName's User cannot be empty"))
+    elif len(user) > _MAX_RUN_AS_USER:
+        causes.append(field_invalid(p, un, f"runAsUserName's User length must not be longer than {_MAX_RUN_AS_USER} characters"))
+    if _USER_DOTS_SPACES_RE.match(user):
+        causes.append(field_invalid(p, un, "runAsUserName's User cannot contain only periods or spaces"))
+    if _USER_BAD_CHARS_RE.search(user):
+        causes.append(field_invalid(p, un, 'runAsUserName\'s User cannot contain the following characters: "/\\:;|=+*?<>@[]'))
+    return causes
+
+
+def _sysctl_dotted(name: str) -> str:
+    """utilsysctl.NormalizeName: a name whose first separator is '/' uses '/' and '.' the other way round."""
+    first = next((ch for ch in name if ch in "./"), ".")
+    return name if first == "." else name.translate(str.maketrans("./", "/."))
+
+
+def _sysctls(path: str, psc: dict[str, Any], spec: dict[str, Any]) -> list[Cause]:
+    """validateSysctls on create: names well formed and unique, none of a host namespace the pod shares."""
+    causes: list[Cause] = []
+    seen: set[str] = set()
+    for i, sysctl in enumerate(lst(psc.get("sysctls"))):
+        name, p = s(d(sysctl).get("name")), f"{path}[{i}].name"
+        if not name:
+            causes.append(field_required(p))
+        elif len(name) > _SYSCTL_MAX_LENGTH or not _SYSCTL_RE.match(name):
+            causes.append(field_invalid(p, name, f"must have at most {_SYSCTL_MAX_LENGTH} characters and match "
+                                                 f"regex {_SYSCTL_FMT}"))
+        elif name in seen:
+            causes.append(field_duplicate(p, name))
+        dotted = _sysctl_dotted(name)
+        if spec.get("hostNetwork") is True and dotted.startswith("net."):
+            causes.append(field_invalid(p, name, "may not be specified when 'hostNetwork' is true"))
+        elif spec.get("hostIPC") is True and (dotted == "kernel.sem" or dotted.startswith(_IPC_SYSCTL_PREFIXES)):
+            causes.append(field_invalid(p, name, "may not be specified when 'hostIPC' is true"))
+        seen.add(name)
+    return causes
+
+
+def _pod_security_context(path: str, spec: dict[str, Any]) -> list[Cause]:
+    """validatePodSpecSecurityContext."""
+    psc = spec.get("securityContext")
+    if not isinstance(psc, dict):
+        return []
+    causes: list[Cause] = []
+    for key in ("fsGroup", "runAsUser", "runAsGroup"):
+        causes += _id_range(f"{path}.{key}", psc.get(key))
+    for i, g in enumerate(lst(psc.get("supplementalGroups"))):
+        causes += _id_range(f"{path}.supplementalGroups[{i}]", g)
+    if spec.get("shareProcessNamespace") is True and spec.get("hostPID") is True:
+        causes.append(field_invalid(f"{path}.shareProcessNamespace", True,
+                                    "ShareProcessNamespace and HostPID cannot both be enabled"))
+    causes += _sysctls(f"{path}.sysctls", psc, spec)
+    for key, allowed in (("fsGroupChangePolicy", _FS_GROUP_CHANGE_POLICIES),
+                         ("supplementalGroupsPolicy", _SUPPLEMENTAL_GROUPS_POLICIES)):
+        v = psc.get(key)
+        if v is not None and v not in allowed:
+            causes.append(field_not_supported(f"{path}.{key}", v, allowed))
+    causes += _seccomp_profile(f"{path}.seccompProfile", psc.get("seccompProfile"))
+    causes += _windows_options(f"{path}.windowsOptions", psc.get("windowsOptions"))
+    causes += apparmor_profile(f"{path}.appArmorProfile", psc.get("appArmorProfile"))
+    return causes
+
+
+def _security_context(path: str, sc: Any, host_users: bool) -> list[Cause]:
+    """ValidateSecurityContext (a container's)."""
+    if not isinstance(sc, dict):
+        return []
+    causes = _id_range(f"{path}.runAsUser", sc.get("runAsUser")) + _id_range(f"{path}.runAsGroup", sc.get("runAsGroup"))
+    pm = sc.get("procMount")
+    if pm is not None:
+        if pm not in _PROC_MOUNT_TYPES:
+            causes.append(field_not_supported(f"{path}.procMount", pm, _PROC_MOUNT_TYPES))
+        if host_users and pm == "Unmasked":
+            causes.append(field_invalid(f"{path}.procMount", pm, "`hostUsers` must be false to use `Unmasked`"))
+    causes += _seccomp_profile(f"{path}.seccompProfile", sc.get("seccompProfile"))
+    if sc.get("allowPrivilegeEscalation") is False:
+        if sc.get("privileged") is True:
+            causes.append(field_invalid(path, _security_context_struct(sc),
+                                        "cannot set `allowPrivilegeEscalation` to false and `privileged` to true"))
+        for cap in lst(d(sc.get("capabilities")).get("add")):
+            if cap == "CAP_SYS_ADMIN":
+                causes.append(field_invalid(path, _security_context_struct(sc), "cannot set `allowPrivilegeEscalation` "
+                                            "to false and `capabilities.Add` CAP_SYS_ADMIN"))
+    causes += _windows_options(f"{path}.windowsOptions", sc.get("windowsOptions"))
+    causes += apparmor_profile(f"{path}.appArmorProfile", sc.get("appArmorProfile"))
+    return causes
+
+
+def _all_containers(path: str, spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """VisitContainersWithPath: init containers, containers, ephemeral containers, with their paths."""
+    return [(f"{path}.{key}[{i}]", d(c)) for key in ("initContainers", "containers", "ephemeralContainers")
+            for i, c in enumerate(lst(spec.get(key)))]
+
+
+def _seccomp_annotation(path: str, value: str) -> list[Cause]:
+    """ValidateSeccompProfile (the annotation form)."""
+    if value in ("runtime/default", "docker/default", "unconfined"):
+        return []
+    if value.startswith("localhost/"):
+        return _local_descending_path(path, value[len("localhost/"):])
+    return [field_invalid(path, value, "must be a valid seccomp profile")]
+
+
+def pod_specific_annotations(path: str, annotations: dict[str, Any], spec: dict[str, Any]) -> list[Cause]:
+    """ValidatePodSpecificAnnotations' seccomp and AppArmor annotations (keys sorted: Go's map order is random)."""
+    causes: list[Cause] = []
+    if SECCOMP_POD_ANNOTATION in annotations:
+        causes += _seccomp_annotation(f"{path}.{SECCOMP_POD_ANNOTATION}", s(annotations[SECCOMP_POD_ANNOTATION]))
+    for k in sorted(annotations):
+        if k.startswith(SECCOMP_CONTAINER_PREFIX):
+            causes += _seccomp_annotation(f"{path}.{k}", s(annotations[k]))
+    container_names = {s(c.get("name")) for _, c in _all_containers(path, spec)}
+    for k in sorted(annotations):
+        if not k.startswith(APPARMOR_CONTAINER_PREFIX):
+            continue
+        name, v = k[len(APPARMOR_CONTAINER_PREFIX):], s(annotations[k])
+        if name not in container_names:
+            causes.append(field_invalid(f"{path}[{k}]", name, "container not found"))
+        if v not in ("", "runtime/default", "unconfined") and not v.startswith("localhost/"):
+            causes.append(field_invalid(f"{path}[{k}]", v, f"invalid AppArmor profile name: {json.dumps(v)}"))
+    return causes
+
+
+def _seccomp_match(path: str, annotation: str, sp: dict[str, Any]) -> list[Cause]:
+    """validateSeccompAnnotationsAndFieldsMatch."""
+    t = s(sp.get("type"))
+    if (t == "Unconfined" and annotation != "unconfined"
+            or t == "RuntimeDefault" and annotation not in ("runtime/default", "docker/default")
+            or t == "Localhost" and not annotation.startswith("localhost/")):
+        return [field_forbidden(f"{path}.type", "seccomp type in annotation and field must match")]
+    if t == "Localhost" and annotation[len("localhost/"):] != sp.get("localhostProfile"):
+        return [field_forbidden(f"{path}.localhostProfile", "seccomp profile in annotation and field must match")]
+    return []
+
+
+def _apparmor_match(path: str, annotation: str, ap: dict[str, Any]) -> list[Cause]:
+    t = s(ap.get("type"))
+    if (t == "Unconfined" and annotation != "unconfined"
+            or t == "RuntimeDefault" and annotation != "runtime/default"
+            or t == "Localhost" and not annotation.startswith("localhost/")):
+        return [field_forbidden(f"{path}.type", "apparmor type in annotation and field must match")]
+    if t == "Localhost" and annotation[len("localhost/"):] != ap.get("localhostProfile"):
+        return [field_forbidden(f"{path}.localhostProfile", "apparmor profile in annotation and field must match")]
+    return []
+
+
+def annotations_match_fields(path: str, annotations: dict[str, Any], spec: dict[str, Any]) -> list[Cause]:
+    """validateSeccompAnnotationsAndFields and validateAppArmorAnnotationsAndFieldsMatchOnCreate: where both an
+    annotation and its field are set, they must say the same."""
+    causes: list[Cause] = []
+    psc = d(spec.get("securityContext"))
+    pod_seccomp = psc.get("seccompProfile")
+    if isinstance(pod_seccomp, dict) and SECCOMP_POD_ANNOTATION in annotations:
+        causes += _seccomp_match(f"{path}.securityContext.seccompProfile", s(annotations[SECCOMP_POD_ANNOTATION]),
+                                 pod_seccomp)
+    containers = _all_containers(path, spec)
+    for cpath, c in containers:
+        sp = d(c.get("securityContext")).get("seccompProfile")
+        key = SECCOMP_CONTAINER_PREFIX + s(c.get("name"))
+        if isinstance(sp, dict) and key in annotations:
+            causes += _seccomp_match(f"{cpath}.securityContext.seccompProfile", s(annotations[key]), sp)
+    if d(spec.get("os")).get("name") == "windows":
+        return causes
+    for cpath, c in containers:
+        ap = d(c.get("securityContext")).get("appArmorProfile") or psc.get("appArmorProfile")
+        key = APPARMOR_CONTAINER_PREFIX + s(c.get("name"))
+        if isinstance(ap, dict) and key in annotations:
+            causes += _apparmor_match(f"{cpath}.securityContext.appArmorProfile", s(annotations[key]), ap)
     return causes
 
 
 def _containers(path: str, containers: list[Any], volumes: set[str], seen: set[str],
-                *, require: bool) -> list[Cause]:
+                *, require: bool, host_users: bool) -> list[Cause]:
     causes: list[Cause] = []
     if require and not containers:
         return [field_required(path)]
@@ -357,7 +655,7 @@ def _containers(path: str, containers: list[Any], volumes: set[str], seen: set[s
         elif pull not in _PULL_POLICIES:
             causes.append(field_not_supported(f"{ip}.imagePullPolicy", pull, _PULL_POLICIES))
         causes += resource_requirements(f"{ip}.resources", d(c.get("resources")))
-        causes += _security_context(f"{ip}.securityContext", d(c.get("securityContext")))
+        causes += _security_context(f"{ip}.securityContext", c.get("securityContext"), host_users)
     return causes
 
 
@@ -412,8 +710,11 @@ def pod_spec(path: str, spec: dict[str, Any]) -> list[Cause]:
     """ValidatePodSpec's commonly exercised rules."""
     causes, vols = _volumes(f"{path}.volumes", lst(spec.get("volumes")))
     seen: set[str] = set()
-    causes += _containers(f"{path}.containers", lst(spec.get("containers")), vols, seen, require=True)
-    causes += _containers(f"{path}.initContainers", lst(spec.get("initContainers")), vols, seen, require=False)
+    host_users = spec.get("hostUsers") is not False
+    causes += _containers(f"{path}.containers", lst(spec.get("containers")), vols, seen, require=True,
+                          host_users=host_users)
+    causes += _containers(f"{path}.initContainers", lst(spec.get("initContainers")), vols, seen, require=False,
+                          host_users=host_users)
     rp = s(spec.get("restartPolicy"))
     if not rp:
         causes.append(field_required(f"{path}.restartPolicy"))
@@ -437,7 +738,7 @@ def pod_spec(path: str, spec: dict[str, Any]) -> list[Cause]:
         if v:
             causes += [field_invalid(f"{path}.{key}", v, m) for m in names.is_dns1123_label(v)]
     causes += validate_labels(d(spec.get("nodeSelector")), f"{path}.nodeSelector")
-    causes += _security_context(f"{path}.securityContext", d(spec.get("securityContext")))
+    causes += _pod_security_context(f"{path}.securityContext", spec)
     causes += _tolerations(f"{path}.tolerations", lst(spec.get("tolerations")))
     return causes
 
@@ -446,8 +747,11 @@ def pod_template(path: str, template: dict[str, Any]) -> list[Cause]:
     """ValidatePodTemplateSpec: labels/annotations of the template plus its pod spec."""
     tm = d(template.get("metadata"))
     causes = validate_labels(d(tm.get("labels")), f"{path}.metadata.labels")
-    causes += validate_annotations(d(tm.get("annotations")), f"{path}.metadata.annotations")
-    return causes + pod_spec(f"{path}.spec", d(template.get("spec")))
+    annotations, spec = d(tm.get("annotations")), d(template.get("spec"))
+    causes += validate_annotations(annotations, f"{path}.metadata.annotations")
+    causes += pod_specific_annotations(f"{path}.metadata.annotations", annotations, spec)
+    causes += pod_spec(f"{path}.spec", spec)
+    return causes + annotations_match_fields(f"{path}.spec", annotations, spec)
 
 
 def _go_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
@@ -497,8 +801,11 @@ def _pod_update(obj: dict[str, Any], old: dict[str, Any]) -> list[Cause]:
 def pod(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
     m = d(obj.get("metadata"))
     if old is None:
+        annotations, spec = d(m.get("annotations")), d(obj.get("spec"))
         causes = validate_object_meta(m, True, names.name_is_dns_subdomain)
-        return causes + pod_spec("spec", d(obj.get("spec")))
+        causes += pod_specific_annotations("metadata.annotations", annotations, spec)
+        causes += pod_spec("spec", spec)
+        return causes + annotations_match_fields("spec", annotations, spec)
     causes = validate_object_meta_update(m, d(old.get("metadata")))
     for i, c in enumerate(lst(d(obj.get("spec")).get("containers"))):
         if not s(d(c).get("image")):

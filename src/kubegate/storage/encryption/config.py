@@ -18,6 +18,7 @@ from kubegate.api.errors import Cause, field_duplicate, field_invalid, field_req
 from .aescbc import CBCTransformer
 from .aesgcm import GCMTransformer
 from .identity import IdentityTransformer
+from .kmsv2 import KMSv2Provider
 from .secretbox import SecretboxTransformer
 from .transformer import GroupResource, PrefixTransformer, PrefixTransformers, TransformerSet, gr_string, group_resource
 
@@ -324,9 +325,15 @@ def _b64(text: str) -> bytes | None:
 
 # --- building transformers ------------------------------------------------------------------
 
-def _provider_transformer(prov: Provider) -> PrefixTransformer:
+def _provider_transformer(prov: Provider, kms: list[KMSv2Provider]) -> PrefixTransformer:
     if prov.type == "identity":
         return PrefixTransformer(b"", IdentityTransformer())
+    if prov.type == "kms":
+        # one client per provider entry, as upstream: a name listed under two resources gets two probes
+        seconds = _duration_seconds(str(prov.kms["timeout"])) or 3.0
+        provider = KMSv2Provider(str(prov.kms["name"]), str(prov.kms["endpoint"]), seconds)
+        kms.append(provider)
+        return PrefixTransformer(provider.prefix, provider)
     make = {"aescbc": CBCTransformer, "aesgcm": GCMTransformer, "secretbox": SecretboxTransformer}[prov.type]
     keys = [PrefixTransformer(k.name.encode() + b":", make(base64.b64decode(k.secret))) for k in prov.keys]
     return PrefixTransformer(_PROVIDER_PREFIX[prov.type], PrefixTransformers(_NO_KEY[prov.type], keys))
@@ -338,12 +345,10 @@ def build(cfg: EncryptionConfig) -> TransformerSet:
     kms = [p.kms for rc in cfg.resources for p in rc.providers if p.type == "kms"]
     if any(k.get("apiVersion") == "v1" for k in kms):
         raise ConfigError(f"error while building transformers: {KMS_V1_DEPRECATED}")
-    if kms:
-        raise ConfigError(f'error while building transformers: could not configure KMSv2 plugin '
-                          f'"{kms[0].get("name")}": kms providers are not supported by kubegate')
+    providers: list[KMSv2Provider] = []
     chains: dict[GroupResource, list[PrefixTransformer]] = {}
     for rc in cfg.resources:
-        transformers = [_provider_transformer(p) for p in rc.providers]
+        transformers = [_provider_transformer(p, providers) for p in rc.providers]
         for res in rc.resources:
             gr = group_resource(res)
             for mask in ((gr[0], "*"), ("*", "*")):
@@ -352,7 +357,7 @@ def build(cfg: EncryptionConfig) -> TransformerSet:
                                       f'by earlier rule "{gr_string(mask)}"')
             chains.setdefault(gr, []).extend(transformers)
     return TransformerSet({gr: PrefixTransformers("no matching prefix found", t) for gr, t in chains.items()},
-                          IdentityTransformer())
+                          IdentityTransformer(), providers)
 
 
 def load(path: str | Path) -> tuple[EncryptionConfig, TransformerSet]:

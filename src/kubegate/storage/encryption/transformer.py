@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 ENCRYPTED_PREFIX = b"k8s:enc:"
 
@@ -88,9 +88,11 @@ class TransformerSet:
     """The transformer for each group resource: exact entry, then `*.<group>`, then `*.*`, else
     identity (upstream transformerFromOverrides)."""
 
-    def __init__(self, by_resource: Mapping[GroupResource, PrefixTransformers], default: Transformer) -> None:
+    def __init__(self, by_resource: Mapping[GroupResource, PrefixTransformers], default: Transformer,
+                 kms: Sequence[Any] = ()) -> None:
         self._by_resource = dict(by_resource)
         self._default = default
+        self.kms = tuple(kms)  # the KMS providers (kmsv2.KMSv2Provider), for health, probing and DEK loading
 
     def for_resource(self, gr: GroupResource) -> Transformer:
         found = (self._by_resource.get(gr) or self._by_resource.get((gr[0], "*"))

@@ -23,4 +23,14 @@ def encrypting_store(backend: Store, config_path: str | None, automatic_reload: 
                             [(r.key_prefix, (r.group, r.plural)) for r in resources if r.persisted])
     if automatic_reload:
         background.append(ConfigReloader(config_path, store, cfg.content_hash).run)
+    if automatic_reload or transformers.kms:
+        background.append(store.run_kms_probes)
     return store
+
+
+def kms_health_check(store: Store, automatic_reload: bool) -> Callable[[], str | None] | None:
+    """The `kms-providers` health check, registered as upstream does: when a KMS v2 provider is configured
+    or automatic reload is on (then present even without KMS providers)."""
+    if isinstance(store, EncryptingStore) and (automatic_reload or store.transformers.kms):
+        return store.kms_health
+    return None
