@@ -72,6 +72,9 @@ Hook = Callable[[Resource, dict[str, Any], dict[str, Any] | None], None]
 AdmitHook = Callable[[dict[str, Any] | None, dict[str, Any] | None], Awaitable[None]]
 
 
+_NAME_GENERATION_ATTEMPTS = 8
+
+
 class ResourceRegistry:
     """CRUD with upstream semantics for one resource over a shared store and cache set."""
 
@@ -170,6 +173,20 @@ class ResourceRegistry:
 
     async def create(self, obj: dict[str, Any], *, namespace: str | None, dry_run: bool = False,
                      admit: AdmitHook | None = None) -> Decoded:
+        m = meta(obj)
+        if m.get("name") or not m.get("generateName"):
+            return await self._create(obj, namespace=namespace, dry_run=dry_run, admit=admit)
+        # A generated name may collide: upstream (RetryGenerateName) tries up to 8 fresh names.
+        for _ in range(_NAME_GENERATION_ATTEMPTS - 1):
+            try:
+                return await self._create(copy.deepcopy(obj), namespace=namespace, dry_run=dry_run, admit=admit)
+            except errors.StatusError as e:
+                if e.reason != "AlreadyExists":
+                    raise
+        return await self._create(obj, namespace=namespace, dry_run=dry_run, admit=admit)
+
+    async def _create(self, obj: dict[str, Any], *, namespace: str | None, dry_run: bool,
+                      admit: AdmitHook | None) -> Decoded:
         r = self.resource
         m = meta(obj)
         if r.namespaced:
