@@ -1,19 +1,18 @@
 """Service-account token authentication cost.
 
 1. GET one object with a bound service-account token vs the same GET with a client certificate,
-   on the same server, the same RBAC grant and the same Python client, alternating rounds: the
-   token path must reach at least 0.9x the certificate path (the 10 s success cache means a
-   token's signature is verified once, not per request).
+   on the same server, the same RBAC grant and the same Python client, in alternating one-second
+   slices over open connections (ratio: the median of adjacent pairs): the token path must reach
+   at least 0.9x the certificate path (the 10 s success cache means a token's signature is
+   verified once, not per request).
 2. Uncached verifications per second (signature, claims, lookups; in-process) for RS256 and ES256.
 
 Run alone: `.venv/bin/python bench/authn_tokens.py` (starts its own server).
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
-import ssl
 import sys
 import tempfile
 import time
@@ -23,6 +22,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import Load, compare, get_ok, tls_context  # noqa: E402
+from bench.run import fmt  # noqa: E402
 from tests.e2e.cluster import Cluster  # noqa: E402
 
 NS = "bench-tokens"
@@ -42,31 +43,8 @@ subjects:
 """
 
 
-async def _get(url: str, ctx: ssl.SSLContext, headers: dict[str, str], seconds: float) -> tuple[list[float], float]:
-    """Latencies of GETs by 20 concurrent workers for `seconds`, and the elapsed time."""
-    import aiohttp
-    lat: list[float] = []
-    stop = time.monotonic() + seconds
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=20), headers=headers) as s:
-        async def worker() -> None:
-            while time.monotonic() < stop:
-                t = time.perf_counter()
-                async with s.get(url) as r:
-                    await r.read()
-                    assert r.status == 200, r.status
-                lat.append(time.perf_counter() - t)
-        t0 = time.monotonic()
-        await asyncio.gather(*(worker() for _ in range(20)))
-        return lat, time.monotonic() - t0
-
-
-def _summary(lat: list[float], elapsed: float) -> dict[str, float]:
-    lat.sort()
-    return {"rps": len(lat) / elapsed, "p50_ms": lat[len(lat) // 2] * 1000, "p99_ms": lat[int(len(lat) * 0.99)] * 1000}
-
-
-def token_vs_cert(c: Cluster, rounds: int, seconds: float) -> tuple[dict[str, float], dict[str, float]]:
-    """Both paths over `rounds` x `seconds` seconds each."""
+def token_vs_cert(c: Cluster, rounds: int, seconds: float) -> tuple[dict[str, float], dict[str, float], float]:
+    """Both paths over `rounds` x `seconds` seconds each, and the median per-pair ratio token/cert."""
     c.ok("create", "namespace", NS)
     c.ok("apply", "-f", "-", input=GRANT)
     c.ok("-n", NS, "create", "configmap", "one", "--from-literal=k=v")
@@ -78,17 +56,11 @@ def token_vs_cert(c: Cluster, rounds: int, seconds: float) -> tuple[dict[str, fl
         "spec": {"boundObjectRef": {"kind": "Secret", "apiVersion": "v1", "name": "anchor", "uid": uid}}})
     assert status == 201, body
     token = body["status"]["token"]
-    url = f"{c.url}/api/v1/namespaces/{NS}/configmaps/one"
-    plain = ssl.create_default_context(cafile=c.ca)
-    with_cert = ssl.create_default_context(cafile=c.ca)
-    with_cert.load_cert_chain(*c.user_cert("cert-reader"))
-    # One-second slices, alternating, summed per side: a busy neighbour hits both sides alike.
-    sides: dict[str, tuple[list[float], float]] = {"token": ([], 0.0), "cert": ([], 0.0)}
-    for _ in range(max(1, int(rounds * seconds))):
-        for side, ctx, headers in (("token", plain, {"Authorization": f"Bearer {token}"}), ("cert", with_cert, {})):
-            lat, elapsed = asyncio.run(_get(url, ctx, headers, 1.0))
-            sides[side] = (sides[side][0] + lat, sides[side][1] + elapsed)
-    return _summary(*sides["token"]), _summary(*sides["cert"])
+    get = get_ok(f"{c.url}/api/v1/namespaces/{NS}/configmaps/one")
+    # One-second slices, alternating: a busy neighbour hits both sides alike.
+    with Load(tls_context(c), get, headers={"Authorization": f"Bearer {token}"}) as tok, \
+            Load(tls_context(c, c.user_cert("cert-reader")), get) as cert:
+        return compare(tok, cert, max(1, int(rounds * seconds)), 1.0)
 
 
 class _Objects:
@@ -136,10 +108,8 @@ def verifications_per_second(key_type: str, seconds: float = 2.0) -> float:
 
 def main(c: Cluster, rounds: int, seconds: float) -> list[str]:
     """The rows `make bench` prints for service-account tokens."""
-    tok, cert = token_vs_cert(c, rounds, seconds)
-    ratio = tok["rps"] / cert["rps"] if cert["rps"] else 0.0
-    rows = [f"{'GET one object (bound SA token)':<34} {tok['rps']:>9.0f} req/s     p50 {tok['p50_ms']:>6.2f} ms  "
-            f"p99 {tok['p99_ms']:>7.2f} ms   | client cert {cert['rps']:>9.0f}   ratio {ratio:4.2f}"]
+    tok, cert, ratio = token_vs_cert(c, rounds, seconds)
+    rows = [fmt("GET one object (bound SA token)", tok, cert, base_name="client cert", ratio=ratio)]
     for alg in ("RS256", "ES256"):
         rows.append(f"{'uncached SA token verify ' + alg:<34} {verifications_per_second(alg):>9.0f} verifications/s "
                     "(in-process)")

@@ -15,11 +15,8 @@ from __future__ import annotations
 import base64
 import os
 import re
-import shutil
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
+from bench.common import abba, standalone  # noqa: E402
 from bench.run import DURATION, ROUNDS, wrk  # noqa: E402
 from tests.e2e.cluster import Cluster  # noqa: E402
 
@@ -73,18 +71,6 @@ def _server(tmp: Path, provider: str) -> Cluster:
     return c
 
 
-def _abba(path: str, script: str | None, test: Cluster, base: Cluster, pairs: int, slice_s: int) -> tuple[float, float, float]:
-    """(test rps, identity rps, ratio): medians over `pairs` ABBA pairs of `slice_s`-second slices."""
-    ts, bs, ratios = [], [], []
-    for i in range(pairs):
-        order = (test, base) if i % 2 == 0 else (base, test)
-        got = {id(c): wrk(c.url + path, script, slice_s)["rps"] for c in order}
-        ts.append(got[id(test)])
-        bs.append(got[id(base)])
-        ratios.append(got[id(test)] / got[id(base)] if got[id(base)] else 0.0)
-    return statistics.median(ts), statistics.median(bs), statistics.median(ratios)
-
-
 def _rotate(c: Cluster) -> str:
     t0 = time.monotonic()
     r = subprocess.run([sys.executable, "-m", "kubegate.cli.main", "secrets-encrypt", "rotate", "--data-dir",
@@ -110,7 +96,8 @@ def run(tmp: Path) -> list[str]:
         for name, path, script in (("GET secret", f"/api/v1/namespaces/{NS}/secrets/one", None),
                                    ("CREATE secret", f"/api/v1/namespaces/{NS}/secrets", str(lua))):
             for p in PROVIDERS:
-                t, b, ratio = _abba(path, script, servers[p], servers["identity"], pairs, slice_s)
+                t, b, ratio = abba(lambda: wrk(servers[p].url + path, script, slice_s)["rps"],
+                                   lambda: wrk(servers["identity"].url + path, script, slice_s)["rps"], pairs)
                 rows.append(f"{name + ' ' + p:<40} {t:>9.0f} req/s   | identity {b:>9.0f}   ratio {ratio:4.2f} "
                             "(must be >= 0.90)")
                 print(rows[-1], flush=True)
@@ -123,11 +110,7 @@ def run(tmp: Path) -> list[str]:
 
 
 def main() -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="kubegate-encryption-bench-"))
-    try:
-        run(tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    standalone(run, "kubegate-encryption-bench-")
 
 
 if __name__ == "__main__":

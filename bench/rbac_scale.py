@@ -7,10 +7,7 @@ who-can latency at that size. Run alone with `python bench/rbac_scale.py`; `make
 from __future__ import annotations
 
 import asyncio
-import shutil
-import ssl
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +15,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import WORKERS, Load, compare, get_ok, row, session, standalone, tls_context  # noqa: E402
 from bench.run import DURATION, ROUNDS  # noqa: E402
 from tests.e2e.cluster import Cluster  # noqa: E402
 
@@ -34,77 +32,26 @@ def _binding(kind: str, name: str, role_kind: str, role: str, subject: str, ns: 
 
 
 async def _create_all(c: Cluster, items: list[tuple[str, dict[str, Any]]]) -> None:
-    import aiohttp
-    ctx = ssl.create_default_context(cafile=c.ca)
-    ctx.load_cert_chain(*c.admin_pair())
     queue = list(reversed(items))
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=20)) as s:
+    async with session(tls_context(c, c.admin_pair())) as s:
         async def worker() -> None:
             while queue:
                 path, body = queue.pop()
                 async with s.post(c.url + path, json=body) as r:
                     assert r.status == 201, await r.text()
-        await asyncio.gather(*(worker() for _ in range(20)))
+        await asyncio.gather(*(worker() for _ in range(WORKERS)))
 
 
-async def _get_slice(s: Any, url: str, seconds: float, lat: list[float]) -> float:
-    """GETs from 20 workers on `s`'s open connections for `seconds`; returns req/s."""
-    n = len(lat)
-    stop = time.monotonic() + seconds
-
-    async def worker() -> None:
-        while time.monotonic() < stop:
-            t = time.perf_counter()
-            async with s.get(url) as r:
-                await r.read()
-                assert r.status == 200, r.status
-            lat.append(time.perf_counter() - t)
-    t0 = time.monotonic()
-    await asyncio.gather(*(worker() for _ in range(20)))
-    return (len(lat) - n) / (time.monotonic() - t0)
-
-
-async def _compare_gets(small: Cluster, large: Cluster, pairs: int,
-                        seconds: float) -> tuple[dict[str, float], dict[str, float], float]:
-    """GET req/s of both servers in `pairs` back-to-back slices (ABBA order, connections kept
-    open), and the median of the per-pair ratios: the shared machine's load changes within
-    seconds, so only slices measured next to each other see the same noise."""
-    import aiohttp
-    sides: list[dict[str, Any]] = []
-    for c in (small, large):
-        ctx = ssl.create_default_context(cafile=c.ca)
-        ctx.load_cert_chain(*c.user_cert(USER))
-        sides.append({"s": aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=20)),
-                      "url": f"{c.url}/api/v1/namespaces/{NS}/configmaps/one", "lat": [], "rps": []})
-    ratios: list[float] = []
-    try:
-        for side in sides:  # open the connections outside the measurement
-            await _get_slice(side["s"], side["url"], 0.2, [])
-        for i in range(pairs):
-            for side in (sides if i % 2 == 0 else sides[::-1]):
-                side["rps"].append(await _get_slice(side["s"], side["url"], seconds, side["lat"]))
-            ratios.append(sides[1]["rps"][-1] / sides[0]["rps"][-1])
-    finally:
-        for side in sides:
-            await side["s"].close()
-    out = []
-    for side in sides:
-        lat, rps = sorted(side["lat"]), sorted(side["rps"])
-        out.append({"rps": rps[len(rps) // 2], "p50_ms": lat[len(lat) // 2] * 1000,
-                    "p99_ms": lat[int(len(lat) * 0.99)] * 1000})
-    ratios.sort()
-    return out[0], out[1], ratios[len(ratios) // 2]
+def _load(c: Cluster) -> Load:
+    return Load(tls_context(c, c.user_cert(USER)), get_ok(f"{c.url}/api/v1/namespaces/{NS}/configmaps/one"))
 
 
 async def _who_can_ms(c: Cluster, n: int = 20) -> tuple[float, int]:
-    import aiohttp
-    ctx = ssl.create_default_context(cafile=c.ca)
-    ctx.load_cert_chain(*c.admin_pair())
     body = {"apiVersion": "kubegate.dev/v1alpha1", "kind": "WhoCanReview",
             "spec": {"verb": "get", "resource": "configmaps", "namespace": NS}}
     times: list[float] = []
     found = 0
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)) as s:
+    async with session(tls_context(c, c.admin_pair())) as s:
         for _ in range(n):
             t = time.perf_counter()
             async with s.post(f"{c.url}/apis/kubegate.dev/v1alpha1/whocanreviews", json=body) as r:
@@ -144,19 +91,20 @@ def run(tmp: Path) -> list[str]:
         t0 = time.monotonic()
         _setup(large_c, 7000)
         created_s = time.monotonic() - t0
-        # measured right after the bulk writes: the store needs no settling time
-        small, large, ratio = asyncio.run(_compare_gets(small_c, large_c, ROUNDS * 5, DURATION / 5))
+        # measured right after the bulk writes (the store needs no settling time), in back-to-back
+        # slices: only slices measured next to each other see the same machine noise
+        with _load(large_c) as a, _load(small_c) as b:
+            large, small, ratio = compare(a, b, ROUNDS * 5, DURATION / 5)
         who_ms, subjects = asyncio.run(_who_can_ms(large_c))
         rows += [
-            f"{'GET as RoleBinding user, 10 other bindings':<48} {small['rps']:>8.0f} req/s  p50 {small['p50_ms']:6.2f} ms"
-            f"  p99 {small['p99_ms']:7.2f} ms",
-            f"{'  same, +2,000 CRBs +5,000 RBs (others)':<48} {large['rps']:>8.0f} req/s  p50 {large['p50_ms']:6.2f} ms"
-            f"  p99 {large['p99_ms']:7.2f} ms   ratio {ratio:4.2f} (must be >= 0.90; upstream 0.35)",
+            row("GET as RoleBinding user, 10 other bindings", small, "req/s"),
+            row("  same, +2,000 CRBs +5,000 RBs (others)", large, "req/s")
+            + f"   ratio {ratio:4.2f} (must be >= 0.90; upstream 0.35)",
             f"{'  setup incl. 7,000 bindings through the API':<48} {created_s:>8.1f} s",
             f"{'  who-can get configmaps at that size':<48} {who_ms:>8.1f} ms median ({subjects} subjects)",
         ]
-        for row in rows:
-            print(row, flush=True)
+        for line in rows:
+            print(line, flush=True)
     finally:
         small_c.stop()
         large_c.stop()
@@ -164,11 +112,7 @@ def run(tmp: Path) -> list[str]:
 
 
 def main() -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="kubegate-rbac-bench-"))
-    try:
-        run(tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    standalone(run, "kubegate-rbac-bench-")
 
 
 if __name__ == "__main__":

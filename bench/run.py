@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import Load, get_ok, session, tls_context  # noqa: E402
 from tests.e2e.cluster import Cluster  # noqa: E402
 
 DURATION = int(os.environ.get("BENCH_SECONDS", "5"))
@@ -118,33 +118,15 @@ def start(tmp: Path, name: str, extra: list[str]) -> Cluster:
     return c
 
 
-async def _x509_get(c: Cluster, seconds: float) -> dict[str, float]:
-    import aiohttp
-    ctx = ssl.create_default_context(cafile=c.ca)
-    ctx.load_cert_chain(*c.admin_pair())
-    lat: list[float] = []
-    stop = time.monotonic() + seconds
-    url = f"{c.url}/api/v1/namespaces/{NS}/configmaps/one"
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=20)) as s:
-        async def worker() -> None:
-            while time.monotonic() < stop:
-                t = time.perf_counter()
-                async with s.get(url) as r:
-                    await r.read()
-                    assert r.status == 200
-                lat.append(time.perf_counter() - t)
-        t0 = time.monotonic()
-        await asyncio.gather(*(worker() for _ in range(20)))
-        elapsed = time.monotonic() - t0
-    lat.sort()
-    return {"rps": len(lat) / elapsed, "p50_ms": lat[len(lat) // 2] * 1000, "p99_ms": lat[int(len(lat) * 0.99)] * 1000}
+def _x509_get(c: Cluster, seconds: float) -> dict[str, float]:
+    with Load(tls_context(c, c.admin_pair()), get_ok(f"{c.url}/api/v1/namespaces/{NS}/configmaps/one")) as load:
+        load.slice(seconds)
+        return load.stats()
 
 
 async def _fanout(c: Cluster, watchers: int = 1000, events: int = 20) -> dict[str, float]:
     """Open `watchers` watches, then create `events` objects; time until every watcher saw each one."""
     import aiohttp
-    ctx = ssl.create_default_context(cafile=c.ca)
-    ctx.load_cert_chain(*c.admin_pair())
     # A fresh label per run, so a second fan-out on the same server starts from nothing; like an
     # informer, each watcher lists once and watches from that resourceVersion.
     label = f"run{time.monotonic_ns()}"
@@ -152,7 +134,7 @@ async def _fanout(c: Cluster, watchers: int = 1000, events: int = 20) -> dict[st
     seen: dict[str, list[float]] = {}
     ready = 0
     all_ready = asyncio.Event()
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=0)) as s:
+    async with session(tls_context(c, c.admin_pair()), limit=0) as s:
         async with s.get(f"{c.url}/api/v1/namespaces/{NS}/configmaps?limit=1") as r:
             rv = (await r.json())["metadata"]["resourceVersion"]
         url = (f"{c.url}/api/v1/namespaces/{NS}/configmaps?watch=true&resourceVersion={rv}"
@@ -204,10 +186,13 @@ def _rounds(run_full: Callable[[], dict[str, float]],
     return median(fulls), median(bases)
 
 
-def fmt(name: str, full: dict[str, float], base: dict[str, float], unit: str = "req/s") -> str:
-    ratio = full["rps"] / base["rps"] if base["rps"] else 0.0
+def fmt(name: str, full: dict[str, float], base: dict[str, float], unit: str = "req/s", *,
+        base_name: str = "AlwaysAllow", ratio: float | None = None) -> str:
+    """A row: `ratio` defaults to the ratio of the two rates."""
+    if ratio is None:
+        ratio = full["rps"] / base["rps"] if base["rps"] else 0.0
     return (f"{name:<34} {full['rps']:>9.0f} {unit:<9} p50 {full['p50_ms']:>6.2f} ms  p99 {full['p99_ms']:>7.2f} ms"
-            f"   | AlwaysAllow {base['rps']:>9.0f}   ratio {ratio:4.2f}")
+            f"   | {base_name} {base['rps']:>9.0f}   ratio {ratio:4.2f}")
 
 
 def main() -> None:
@@ -232,7 +217,7 @@ def main() -> None:
             a, b = _rounds(lambda: wrk(full.url + path, script), lambda: wrk(base.url + path, script))
             rows.append(fmt(name, a, b))
             print(rows[-1], flush=True)
-        a, b = _rounds(lambda: asyncio.run(_x509_get(full, DURATION)), lambda: asyncio.run(_x509_get(base, DURATION)))
+        a, b = _rounds(lambda: _x509_get(full, DURATION), lambda: _x509_get(base, DURATION))
         rows.append(fmt("GET one object (x509 client cert)", a, b))
         print(rows[-1], flush=True)
         for row in authn_tokens.main(full, ROUNDS, DURATION):  # SA token vs client cert, full server

@@ -7,6 +7,7 @@ behind one union, which one cache fronts; TokenReview calls the same chain with 
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections import OrderedDict
@@ -14,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from kubegate.authn import AuthenticationError, AuthRequest, AuthResult
-from kubegate.authn.union import aggregate_message
+from kubegate.authn.union import first_success
 
 INVALID_BEARER_TOKEN = "invalid bearer token"
 EXTRA_SPACE_WARNING = ("the provided Authorization header contains extra space before the bearer token, "
@@ -35,18 +36,8 @@ class TokenUnion:
         self._authenticators = tuple(authenticators)
 
     async def authenticate_token(self, token: str, audiences: tuple[str, ...]) -> AuthResult | None:
-        errors: list[str] = []
-        for a in self._authenticators:
-            try:
-                result = await a.authenticate_token(token, audiences)
-            except AuthenticationError as e:
-                errors.append(str(e))
-                continue
-            if result is not None:
-                return result
-        if errors:
-            raise AuthenticationError(aggregate_message(errors))
-        return None
+        return await first_success(functools.partial(a.authenticate_token, token, audiences)
+                                   for a in self._authenticators)
 
 
 class TokenCache:

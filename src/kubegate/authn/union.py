@@ -1,7 +1,8 @@
 """Composition of authenticators, as upstream's request/union and group.AuthenticatedGroupAdder."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 
 from kubegate.authn import AuthenticationError, Authenticator, AuthRequest, AuthResult
@@ -16,6 +17,27 @@ def aggregate_message(messages: Sequence[str]) -> str:
     return "[" + ", ".join(unique) + "]"
 
 
+async def first_success(attempts: Iterable[Callable[[], Awaitable[AuthResult | None]]],
+                        fail_on_error: bool = False) -> AuthResult | None:
+    """Upstream's union rule: the first success wins; errors are remembered and the next attempt
+    is made; if none succeeds and any failed, the aggregate error is raised. With fail_on_error
+    the first error is raised at once."""
+    errors: list[str] = []
+    for attempt in attempts:
+        try:
+            result = await attempt()
+        except AuthenticationError as e:
+            if fail_on_error:
+                raise
+            errors.append(str(e))
+            continue
+        if result is not None:
+            return result
+    if errors:
+        raise AuthenticationError(aggregate_message(errors))
+    return None
+
+
 class UnionAuthenticator:
     """First success wins. Errors are remembered and the next authenticator is tried; if none
     succeeds and any failed, the aggregate error is raised. With fail_on_error, the first error
@@ -26,20 +48,8 @@ class UnionAuthenticator:
         self._fail_on_error = fail_on_error
 
     async def authenticate(self, req: AuthRequest) -> AuthResult | None:
-        errors: list[str] = []
-        for authenticator in self._authenticators:
-            try:
-                result = await authenticator.authenticate(req)
-            except AuthenticationError as e:
-                if self._fail_on_error:
-                    raise
-                errors.append(str(e))
-                continue
-            if result is not None:
-                return result
-        if errors:
-            raise AuthenticationError(aggregate_message(errors))
-        return None
+        return await first_success((functools.partial(a.authenticate, req) for a in self._authenticators),
+                                   self._fail_on_error)
 
 
 class AuthenticatedGroupAdder:

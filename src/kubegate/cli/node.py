@@ -18,11 +18,9 @@ import argparse
 import base64
 import datetime
 import ipaddress
-import json
 import signal
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,7 +32,7 @@ from cryptography.x509.oid import NameOID
 
 from kubegate.authn import bootstrap_token as bt
 from kubegate.authz.node import NODE_LEASE_NAMESPACE, NODE_USER_PREFIX, NODES_GROUP
-from kubegate.cli.onboarding import OnboardingError, issued_certificate
+from kubegate.cli.csr_flow import CSRClient, CSRFlowError, issued_certificate
 from kubegate.pki import certs
 from kubegate.pki.certs import PKIError
 from kubegate.pki.kubeconfig import build_kubeconfig, dump_kubeconfig
@@ -45,10 +43,9 @@ SERVING_CERT = "pki/kubelet-server.crt"
 SERVING_KEY = "pki/kubelet-server.key"
 LEASE_DURATION_SECONDS = 40  # the kubelet's nodeLeaseDurationSeconds default
 RENEW_FRACTION = 0.25  # the kubelet renews its lease at a quarter of the duration
-_POLL_SECONDS = 0.5
 
 
-class JoinError(Exception):
+class JoinError(CSRFlowError):
     pass
 
 
@@ -124,50 +121,25 @@ def usable_certificate(cert_pem: bytes, node: str, now: datetime.datetime) -> bo
     return cns == [node_user(node)] and cert.not_valid_before_utc <= now < cert.not_valid_after_utc
 
 
-class _Client:
-    """The few calls a joining node makes, as raw JSON through the python client."""
+class _Client(CSRClient):
+    """The few calls a joining node makes."""
 
     def __init__(self, kubeconfig: dict[str, Any], unauthorized: str) -> None:
         from kubernetes import client, config
-        self.unauthorized = unauthorized  # what a 401 means for these credentials
         try:
             api = config.new_client_from_config_dict(kubeconfig)
         except (config.ConfigException, OSError, TypeError, ValueError) as e:
             raise JoinError(f"invalid server or CA certificate: {e}") from None
-        self.csrs = client.CertificatesV1Api(api)
+        super().__init__(api, unauthorized)
         self.core = client.CoreV1Api(api)
         self.leases = client.CoordinationV1Api(api)
-
-    def call(self, fn: Any, *args: Any, tolerate: tuple[int, ...] = ()) -> dict[str, Any] | None:
-        """The response object; None for a status in `tolerate`; JoinError for any other failure."""
-        from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
-        try:
-            return dict(json.loads(fn(*args, _preload_content=False).data))
-        except ApiException as e:
-            if e.status in tolerate:
-                return None
-            if e.status == 401:
-                raise JoinError(f"401 Unauthorized: {self.unauthorized}") from None
-            try:
-                message = json.loads(e.body)["message"]
-            except (TypeError, ValueError, KeyError):
-                message = f"{e.reason} ({e.status})"
-            raise JoinError(message) from None
-        except HTTPError as e:
-            raise JoinError(f"cannot reach the server: {e}") from None
-
-    def get_csr(self, name: str) -> dict[str, Any] | None:
-        return self.call(self.csrs.read_certificate_signing_request, name, tolerate=(404,))
 
     def submit(self, obj: dict[str, Any]) -> dict[str, Any]:
         """The request named in `obj`: the existing one of that name (same key, same request), else a new one."""
         existing = self.get_csr(obj["metadata"]["name"])
         if existing is not None:
             return existing
-        created = self.call(self.csrs.create_certificate_signing_request, obj)
-        assert created is not None
-        return created
+        return self.must(self.csrs.create_certificate_signing_request, obj)
 
 
 def bootstrap_kubeconfig(server: str, ca_pem: bytes, token: str) -> dict[str, Any]:
@@ -178,24 +150,6 @@ def bootstrap_kubeconfig(server: str, ca_pem: bytes, token: str) -> dict[str, An
             "contexts": [{"name": "tls-bootstrap-token-user@kubernetes",
                           "context": {"cluster": "kubernetes", "user": "tls-bootstrap-token-user"}}],
             "users": [{"name": "tls-bootstrap-token-user", "user": {"token": token}}]}
-
-
-def wait_for_certificate(api: _Client, name: str, timeout: float) -> bytes:
-    deadline = time.monotonic() + timeout
-    while True:
-        csr = api.get_csr(name)
-        if csr is None:
-            raise JoinError(f"certificate signing request {name} was deleted before it was signed")
-        try:
-            cert = issued_certificate(csr)
-        except OnboardingError as e:
-            raise JoinError(str(e)) from None
-        if cert is not None:
-            return cert
-        if time.monotonic() > deadline:
-            raise JoinError(f"timed out waiting for the certificate of {name} (is it approved? "
-                            f"kubectl get csr {name})")
-        time.sleep(_POLL_SECONDS)
 
 
 def bootstrap(a: argparse.Namespace, ca_pem: bytes) -> dict[str, Any]:
@@ -209,7 +163,7 @@ def bootstrap(a: argparse.Namespace, ca_pem: bytes) -> dict[str, Any]:
     name = csr_name("node-csr-", key, a.node_name, key_usages)
     api.submit(csr_object(name, key, a.node_name, KUBE_APISERVER_CLIENT_KUBELET, key_usages))
     print(f"certificate signing request {name} submitted, waiting for approval", file=sys.stderr)
-    cert = wait_for_certificate(api, name, a.timeout)
+    cert = api.wait_for_certificate(name, a.timeout, f" (is it approved? kubectl get csr {name})")
     return build_kubeconfig(server=a.server, ca_pem=ca_pem, cluster="kubernetes", user=node_user(a.node_name),
                             client_cert_pem=cert, client_key_pem=certs.key_pem(key))
 
@@ -219,9 +173,7 @@ def register(api: _Client, node: str) -> dict[str, Any]:
     created = api.call(api.core.create_node, node_object(node), tolerate=(409,))
     if created is not None:
         return created
-    existing = api.call(api.core.read_node, node)
-    assert existing is not None
-    return existing
+    return api.must(api.core.read_node, node)
 
 
 def renew_lease(api: _Client, node: str, node_uid: str, duration: int) -> None:
@@ -274,7 +226,7 @@ class ServingCertificate:
             return False
         try:
             cert = issued_certificate(csr)
-        except OnboardingError as e:
+        except CSRFlowError as e:
             print(f"warning: no kubelet-serving certificate: {e}", file=sys.stderr)
             self.key_path.unlink(missing_ok=True)
             self.done = True
@@ -327,7 +279,7 @@ def join(a: argparse.Namespace, stop: threading.Event) -> None:
         try:
             renew_lease(api, a.node_name, uid, a.lease_duration_seconds)
             serving.check()
-        except JoinError as e:  # as the kubelet, keep trying while the server is away
+        except CSRFlowError as e:  # as the kubelet, keep trying while the server is away
             print(f"warning: {e}", file=sys.stderr)
 
 
@@ -353,7 +305,7 @@ def cmd_join(a: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         join(a, stop)
-    except (JoinError, PKIError) as e:
+    except (CSRFlowError, PKIError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

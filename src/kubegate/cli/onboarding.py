@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
+from kubegate.cli.csr_flow import CSRClient, CSRFlowError
 from kubegate.pki import certs
 from kubegate.pki.certs import PKIError
 from kubegate.pki.kubeconfig import build_kubeconfig, current_cluster, dump_kubeconfig, load_kubeconfig
@@ -29,10 +28,9 @@ from kubegate.protobuf.codec import ProtobufError, parse_duration
 
 APPROVE_REASON = "KubegateApprove"
 APPROVE_MESSAGE = "This CSR was approved by kubegate kubeconfig user."
-_POLL_SECONDS = 0.5
 
 
-class OnboardingError(Exception):
+class OnboardingError(CSRFlowError):
     pass
 
 
@@ -53,84 +51,46 @@ def csr_object(request_pem: bytes, expiration_seconds: int | None) -> dict[str, 
             "metadata": {"generateName": "kubegate-user-"}, "spec": spec}
 
 
-def _condition(csr: dict[str, Any], ctype: str) -> dict[str, Any] | None:
-    return next((c for c in (csr.get("status") or {}).get("conditions") or []
-                 if c.get("type") == ctype and c.get("status") == "True"), None)
-
-
-def issued_certificate(csr: dict[str, Any]) -> bytes | None:
-    """The certificate once issued; OnboardingError once it never will be (denied or failed)."""
-    for ctype in ("Denied", "Failed"):
-        c = _condition(csr, ctype)
-        if c is not None:
-            raise OnboardingError(f"certificate signing request {csr['metadata']['name']} was {ctype.lower()}: "
-                                  f"{c.get('message') or c.get('reason') or ''}".rstrip(": "))
-    cert = (csr.get("status") or {}).get("certificate")
-    return base64.b64decode(cert) if cert else None
-
-
-class _API:
-    """The few Certificates API calls the flow makes, as raw JSON through the python client."""
+class _API(CSRClient):
+    """The calls the flow makes with the credentials of a kubeconfig file."""
 
     def __init__(self, kubeconfig: str) -> None:
-        from kubernetes import client, config
+        from kubernetes import config
         try:
-            self.api = config.new_client_from_config(config_file=kubeconfig)
+            api = config.new_client_from_config(config_file=kubeconfig)
         except (config.ConfigException, OSError, TypeError, ValueError) as e:
             raise OnboardingError(f"cannot load kubeconfig {kubeconfig}: {e}") from None
-        self.csrs = client.CertificatesV1Api(self.api)
-
-    def _call(self, fn: Any, *args: Any) -> dict[str, Any]:
-        from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
-        try:
-            return json.loads(fn(*args, _preload_content=False).data)
-        except ApiException as e:
-            try:
-                message = json.loads(e.body)["message"]
-            except (TypeError, ValueError, KeyError):
-                message = f"{e.reason} ({e.status})"
-            raise OnboardingError(message) from None
-        except HTTPError as e:
-            raise OnboardingError(f"cannot reach the server: {e}") from None
+        super().__init__(api)
 
     def create(self, obj: dict[str, Any]) -> dict[str, Any]:
-        return self._call(self.csrs.create_certificate_signing_request, obj)
-
-    def get(self, name: str) -> dict[str, Any]:
-        return self._call(self.csrs.read_certificate_signing_request, name)
+        return self.must(self.csrs.create_certificate_signing_request, obj)
 
     def approve(self, csr: dict[str, Any]) -> dict[str, Any]:
         csr.setdefault("status", {}).setdefault("conditions", []).append(
             {"type": "Approved", "status": "True", "reason": APPROVE_REASON, "message": APPROVE_MESSAGE})
-        return self._call(self.csrs.replace_certificate_signing_request_approval, csr["metadata"]["name"], csr)
+        return self.must(self.csrs.replace_certificate_signing_request_approval, csr["metadata"]["name"], csr)
 
     def delete(self, name: str) -> None:
-        self._call(self.csrs.delete_certificate_signing_request, name)
+        self.must(self.csrs.delete_certificate_signing_request, name)
 
 
 def onboard(api: _API, name: str, groups: list[str], expiration_seconds: int | None, approve: bool,
             timeout: float, key_type: str) -> tuple[bytes, bytes]:
-    """(certificate PEM, key PEM) for `name`, or OnboardingError with the CSR removed again."""
+    """(certificate PEM, key PEM) for `name`, or CSRFlowError with the CSR removed again."""
     key = certs.new_key(key_type)
     csr = api.create(csr_object(certificate_request(name, groups, key), expiration_seconds))
     csr_name = csr["metadata"]["name"]
     try:
         if approve:
-            csr = api.approve(csr)
+            api.approve(csr)
         else:
             print(f"waiting for approval of certificate signing request {csr_name} "
                   f"(kubectl certificate approve {csr_name})", file=sys.stderr)
-        deadline = time.monotonic() + timeout
-        while (cert := issued_certificate(csr)) is None:
-            if time.monotonic() > deadline:
-                raise OnboardingError(f"timed out waiting for the certificate of {csr_name}")
-            time.sleep(_POLL_SECONDS)
-            csr = api.get(csr_name)
-    except OnboardingError:
+        cert = api.wait_for_certificate(csr_name, timeout)
+    except CSRFlowError:
         try:
             api.delete(csr_name)
-        except OnboardingError:
+        except CSRFlowError:
             pass  # the original error is the one to report
         raise
     return cert, certs.key_pem(key)
@@ -162,7 +122,7 @@ def cmd_user(a: argparse.Namespace) -> int:
             print(f"kubeconfig for {a.name} written to {a.out}", file=sys.stderr)
         else:
             sys.stdout.write(dump_kubeconfig(config).decode())
-    except (OnboardingError, PKIError, OSError) as e:
+    except (CSRFlowError, PKIError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubegate.authn.user import UserInfo
-from kubegate.authz.signers import GROUP, authorized_for_signer
+from kubegate.authz.signers import GROUP
 from kubegate.authz.types import Attributes, Authorizer
 from kubegate.controllers.client import ControllerClient
+from kubegate.controllers.csr_controller import CSRController
 from kubegate.controllers.csr_signing import has_true
-from kubegate.controllers.workqueue import WorkQueue, run_informers
 from kubegate.pki import signer
-from kubegate.server.informer import Informer
 
 log = logging.getLogger("kubegate.csrapproving")
 
@@ -70,39 +69,22 @@ def approved(csr: dict[str, Any], message: str) -> dict[str, Any]:
     return csr
 
 
-class CSRApprovingController:
+class CSRApprovingController(CSRController):
     def __init__(self, client: ControllerClient, authorizer: Authorizer) -> None:
-        self.client = client
-        self.authorizer = authorizer
-        self.queue: WorkQueue[str] = WorkQueue(CONTROLLER)
-        self.informer = Informer(client.registry("certificatesigningrequests").cache, self._on_event)
-
-    def _on_event(self, typ: str, obj: dict[str, Any] | None, old: dict[str, Any] | None) -> None:
-        if typ != "DELETED" and obj is not None:
-            self.queue.add(obj["metadata"]["name"])
-
-    async def run(self) -> None:
-        await self.client.require("certificatesigningrequests")
-        await run_informers([self.informer], lambda: self.queue.drain(self.sync))
+        super().__init__(client, authorizer, CONTROLLER, log)
 
     async def _review(self, csr: dict[str, Any], subresource: str) -> bool:
         attrs = Attributes(user=requester(csr), verb="create", api_group=GROUP, api_version="*",
                            resource="certificatesigningrequests", subresource=subresource, resource_request=True)
         return (await self.authorizer.authorize(attrs)).allowed
 
-    async def sync(self, name: str) -> bool:
-        csr = self.client.cached("certificatesigningrequests", None, name)
-        if csr is None:
-            return True
+    async def handle(self, name: str, csr: dict[str, Any]) -> bool:
         tried = []
         for r in candidates(csr):
             tried.append(r.subresource)
             if not await self._review(csr, r.subresource):
                 continue
-            if not await authorized_for_signer(self.authorizer, self.client.user, "approve",
-                                               signer.KUBE_APISERVER_CLIENT_KUBELET):
-                log.warning("%s: user %s not permitted to approve requests with signerName %s", name,
-                            self.client.user.name, signer.KUBE_APISERVER_CLIENT_KUBELET)
+            if not await self.permitted(name, "approve", signer.KUBE_APISERVER_CLIENT_KUBELET):
                 return True
             uid = csr["metadata"].get("uid")
 

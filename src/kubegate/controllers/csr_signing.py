@@ -18,13 +18,11 @@ from typing import Any
 from cryptography import x509
 
 from kubegate.api.objects import now_rfc3339
-from kubegate.authz.signers import authorized_for_signer
 from kubegate.authz.types import Authorizer
 from kubegate.controllers.client import ControllerClient
-from kubegate.controllers.workqueue import WorkQueue, run_informers
+from kubegate.controllers.csr_controller import CSRController
 from kubegate.pki import signer
 from kubegate.pki.certs import PrivateKey, cert_pem
-from kubegate.server.informer import Informer
 
 log = logging.getLogger("kubegate.csrsigning")
 
@@ -65,38 +63,21 @@ def outcome(csr: dict[str, Any], ca_cert: x509.Certificate, ca_key: PrivateKey, 
     return {"certificate": base64.b64encode(cert_pem(cert)).decode()}
 
 
-class CSRSigningController:
+class CSRSigningController(CSRController):
     def __init__(self, client: ControllerClient, authorizer: Authorizer, ca_cert: x509.Certificate,
                  ca_key: PrivateKey, max_duration: datetime.timedelta,
                  clock: Callable[[], datetime.datetime] = _utcnow) -> None:
-        self.client = client
-        self.authorizer = authorizer
+        super().__init__(client, authorizer, "csrsigning", log)
         self.ca_cert, self.ca_key = ca_cert, ca_key
         self.max_duration = max_duration
         self.clock = clock
-        self.queue: WorkQueue[str] = WorkQueue("csrsigning")
-        self.informer = Informer(client.registry("certificatesigningrequests").cache, self._on_event)
 
-    def _on_event(self, typ: str, obj: dict[str, Any] | None, old: dict[str, Any] | None) -> None:
-        if typ != "DELETED" and obj is not None:
-            self.queue.add(obj["metadata"]["name"])
-
-    async def run(self) -> None:
-        await self.client.require("certificatesigningrequests")
-        await run_informers([self.informer], lambda: self.queue.drain(self.sync))
-
-    async def sync(self, name: str) -> bool:
-        csr = self.client.cached("certificatesigningrequests", None, name)
-        if csr is None:
-            return True
+    async def handle(self, name: str, csr: dict[str, Any]) -> bool:
         result = outcome(csr, self.ca_cert, self.ca_key, self.max_duration, self.clock())
         if result is None:
             return True
         signer_name = str(csr["spec"].get("signerName"))
-        if "certificate" in result and not await authorized_for_signer(
-                self.authorizer, self.client.user, "sign", signer_name):
-            log.warning("%s: user %s not permitted to sign requests with signerName %s", name,
-                        self.client.user.name, signer_name)
+        if "certificate" in result and not await self.permitted(name, "sign", signer_name):
             return True
         uid = csr["metadata"].get("uid")
 

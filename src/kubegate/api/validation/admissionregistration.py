@@ -13,7 +13,7 @@ from kubegate.api.errors import (
 
 from . import names
 from .common import d, lst, s
-from .meta import validate_object_meta, validate_object_meta_update
+from .meta import validate_meta
 from .selector import validate_label_selector
 
 _OPERATIONS = ["*", "CONNECT", "CREATE", "DELETE", "UPDATE"]
@@ -212,11 +212,7 @@ def _review_versions(versions: list[Any], path: str) -> list[Cause]:
 
 
 def _webhook_configuration(obj: dict[str, Any], old: dict[str, Any] | None, mutating: bool) -> list[Cause]:
-    m = d(obj.get("metadata"))
-    if old is None:
-        causes = validate_object_meta(m, False, names.name_is_dns_subdomain)
-    else:
-        causes = validate_object_meta_update(m, d(old.get("metadata")))
+    causes = validate_meta(obj, old, False, names.name_is_dns_subdomain)
     seen: set[str] = set()
     for i, hook in enumerate(lst(obj.get("webhooks"))):
         hook = d(hook)
@@ -266,11 +262,7 @@ def _match_resources(mr: dict[str, Any], path: str) -> list[Cause]:
 
 
 def validating_admission_policy(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
-    m = d(obj.get("metadata"))
-    if old is None:
-        causes = validate_object_meta(m, False, names.name_is_dns_subdomain)
-    else:
-        causes = validate_object_meta_update(m, d(old.get("metadata")))
+    causes = validate_meta(obj, old, False, names.name_is_dns_subdomain)
     spec = d(obj.get("spec"))
     fp = spec.get("failurePolicy")
     if fp is None:
@@ -345,11 +337,7 @@ def validating_admission_policy(obj: dict[str, Any], old: dict[str, Any] | None)
 
 
 def validating_admission_policy_binding(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
-    m = d(obj.get("metadata"))
-    if old is None:
-        causes = validate_object_meta(m, False, names.name_is_dns_subdomain)
-    else:
-        causes = validate_object_meta_update(m, d(old.get("metadata")))
+    causes = validate_meta(obj, old, False, names.name_is_dns_subdomain)
     spec = d(obj.get("spec"))
     policy = s(spec.get("policyName"))
     if not policy:

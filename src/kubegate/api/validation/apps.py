@@ -9,7 +9,7 @@ from kubegate.api.errors import Cause, field_forbidden, field_invalid, field_not
 from . import names
 from .common import GoJSON, d, nonnegative, s
 from .core import pod_template
-from .meta import validate_object_meta, validate_object_meta_update
+from .meta import validate_meta, validate_object_meta_update
 from .selector import is_empty, selector_matches, validate_label_selector
 
 _PERCENT_RE = re.compile("^[0-9]+%$")
@@ -83,12 +83,8 @@ def _selector_and_template(spec: dict[str, Any]) -> list[Cause]:
 
 
 def deployment(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
-    m = d(obj.get("metadata"))
     spec = d(obj.get("spec"))
-    if old is None:
-        causes = validate_object_meta(m, True, names.name_is_dns_subdomain)
-    else:
-        causes = validate_object_meta_update(m, d(old.get("metadata")))
+    causes = validate_meta(obj, old, True, names.name_is_dns_subdomain)
     causes += _selector_and_template(spec)
     causes += _strategy(d(spec.get("strategy")))
     causes += nonnegative("spec.revisionHistoryLimit", spec.get("revisionHistoryLimit"))
@@ -104,12 +100,8 @@ def deployment(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
 
 
 def replicaset(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
-    m = d(obj.get("metadata"))
     spec = d(obj.get("spec"))
-    if old is None:
-        causes = validate_object_meta(m, True, names.name_is_dns_subdomain)
-    else:
-        causes = validate_object_meta_update(m, d(old.get("metadata")))
+    causes = validate_meta(obj, old, True, names.name_is_dns_subdomain)
     causes += _selector_and_template(spec)
     if old is not None:
         causes += _selector_immutable(spec, d(old.get("spec")))

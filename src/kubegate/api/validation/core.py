@@ -19,7 +19,7 @@ from . import names, quantity
 from .common import d, field_not_found, lst, nonnegative, s
 from kubegate.api.gojson import unmarshal_object_error
 from .meta import (
-    immutable, validate_annotations, validate_labels, validate_object_meta, validate_object_meta_update,
+    immutable, validate_annotations, validate_labels, validate_meta, validate_object_meta, validate_object_meta_update,
 )
 
 MAX_SECRET_SIZE = 1024 * 1024
@@ -59,11 +59,7 @@ def _finalizer_name(path: str, name: str) -> list[Cause]:
 
 
 def namespace(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
-    m = d(obj.get("metadata"))
-    if old is None:
-        causes = validate_object_meta(m, False, names.name_is_dns_label)
-    else:
-        causes = validate_object_meta_update(m, d(old.get("metadata")))
+    causes = validate_meta(obj, old, False, names.name_is_dns_label)
     for f in lst(d(obj.get("spec")).get("finalizers")):
         causes += _finalizer_name("spec.finalizers", s(f))
     return causes
@@ -183,10 +179,7 @@ def secret(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
 # --- ServiceAccount ------------------------------------------------------------------------------
 
 def serviceaccount(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
-    m = d(obj.get("metadata"))
-    if old is None:
-        return validate_object_meta(m, True, names.name_is_dns_subdomain)
-    return validate_object_meta_update(m, d(old.get("metadata")))
+    return validate_meta(obj, old, True, names.name_is_dns_subdomain)
 
 
 # --- Resources and quantities ------------------------------------------------------------------

@@ -94,6 +94,15 @@ def validate_object_meta(m: dict[str, Any], namespaced: bool, name_fn: NameValid
     return causes + _common(m)
 
 
+def validate_meta(obj: dict[str, Any], old: dict[str, Any] | None, namespaced: bool,
+                  name_fn: NameValidator) -> list[Cause]:
+    """An object's metadata: ValidateObjectMeta on create (`old` None), else ValidateObjectMetaUpdate."""
+    m = _dict(obj.get("metadata"))
+    if old is None:
+        return validate_object_meta(m, namespaced, name_fn)
+    return validate_object_meta_update(m, _dict(old.get("metadata")))
+
+
 def immutable(path: str, new: Any, old: Any) -> list[Cause]:
     """ValidateImmutableField."""
     if new != old:

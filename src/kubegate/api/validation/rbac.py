@@ -7,7 +7,7 @@ from kubegate.api.errors import Cause, field_invalid, field_not_supported, field
 
 from . import names
 from .common import GoJSON, d, lst, s
-from .meta import validate_object_meta, validate_object_meta_update
+from .meta import validate_meta
 from .selector import validate_label_selector
 
 GROUP = "rbac.authorization.k8s.io"
@@ -34,10 +34,7 @@ def policy_rule(rule: dict[str, Any], namespaced: bool, path: str) -> list[Cause
 
 
 def _meta(obj: dict[str, Any], old: dict[str, Any] | None, namespaced: bool) -> list[Cause]:
-    m = d(obj.get("metadata"))
-    if old is None:
-        return validate_object_meta(m, namespaced, names.path_segment_name)
-    return validate_object_meta_update(m, d(old.get("metadata")))
+    return validate_meta(obj, old, namespaced, names.path_segment_name)
 
 
 def role(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
