@@ -125,7 +125,14 @@ class ResourceQuotaController:
 
     async def run(self) -> None:
         await self.client.require("resourcequotas")
-        await run_informers(self.informers, lambda: asyncio.gather(self.queue.drain(self.sync), self._resync()))
+        await run_informers(self.informers, self._work)
+
+    async def _work(self) -> None:
+        resync = asyncio.create_task(self._resync())
+        try:
+            await self.queue.drain(self.sync)
+        finally:
+            resync.cancel()
 
     async def _resync(self) -> None:
         while True:

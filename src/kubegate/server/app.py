@@ -6,6 +6,7 @@ validation) -> registry -> store, in kube-apiserver's order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
@@ -96,6 +97,10 @@ class APIServer:
         self.c = c
         self.ready = False
         self.shutting_down = False
+        self.stopped = False
+        self._inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.health = {
             "livez": HealthEndpoint("livez", [("ping", _ok), ("log", _ok), ("etcd", self._store_check)]),
             "readyz": HealthEndpoint("readyz", [("ping", _ok), ("log", _ok), ("etcd", self._store_check),
@@ -123,9 +128,31 @@ class APIServer:
         # Go's http.Server allows 1 MiB of headers; a long bearer token must reach the
         # authenticator (and get its 401) rather than be cut off by the HTTP parser.
         app = web.Application(client_max_size=0, handler_args={"max_field_size": 1 << 20})
-        app.router.add_route("*", "/{tail:.*}", self.handle)
+        app.router.add_route("*", "/{tail:.*}", self._tracked)
         app.on_response_prepare.append(_add_authn_warnings)
         return app
+
+    async def _tracked(self, http: web.Request) -> web.StreamResponse:
+        if self.stopped:
+            # A connection aiohttp accepted while shutting down: the store is closing, so drop
+            # it unanswered, as if the listener had already been closed.
+            if http.transport is not None:
+                http.transport.close()
+            raise asyncio.CancelledError
+        self._inflight += 1
+        self._idle.clear()
+        try:
+            return await self.handle(http)
+        finally:
+            self._inflight -= 1
+            if not self._inflight:
+                self._idle.set()
+
+    async def drained(self, timeout: float) -> None:
+        """Wait for handlers still running: aiohttp's cleanup can return while a request that
+        arrived during shutdown is being served, and the store must outlive it."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
 
     async def handle(self, http: web.Request) -> web.StreamResponse:
         try:
@@ -323,6 +350,8 @@ async def serve(cfg: Any, *, ready_cb: Callable[[int], None] | None = None,
         await asyncio.sleep(cfg.shutdown_delay_duration)
     watch_mod.shutdown_event.set()
     await runner.cleanup()
+    await server.drained(10.0)
+    server.stopped = True
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
