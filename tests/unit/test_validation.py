@@ -440,3 +440,15 @@ def test_lease_and_storageclass() -> None:
     new = copy.deepcopy(old)
     new["parameters"] = {"a": "2"}
     assert causes_of(SC, new, old) == ["parameters: Forbidden: updates to parameters are forbidden."]
+
+
+def test_limitrange_ordering_messages() -> None:
+    lr = {"metadata": {"name": "l", "namespace": "n"}, "spec": {"limits": [{
+        "type": "Container", "min": {"cpu": "2"}, "max": {"cpu": "1"},
+        "default": {"memory": "1Gi"}, "defaultRequest": {"memory": "2Gi"}}]}}
+    causes = [(c.field, c.message) for c in validate(res("", "LimitRange"), lr)]
+    assert causes == [
+        ("spec.limits[0].min[cpu]", 'Invalid value: "2": min value 2 is greater than max value 1'),
+        ("spec.limits[0].defaultRequest[memory]",
+         'Invalid value: "2Gi": default request value 2Gi is greater than default limit value 1Gi'),
+    ]

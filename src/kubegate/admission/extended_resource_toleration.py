@@ -3,30 +3,18 @@ extended resource (e.g. example.com/gpu) tolerates the NoSchedule taint of that 
 tainted for the resource admit exactly the pods that want it."""
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from kubegate.admission.chain import PluginDeps
 from kubegate.admission.interface import CREATE, UPDATE, AdmissionRequest
 from kubegate.admission.refusals import is_pod, pod_spec
-
-# validation.IsQualifiedName: optional DNS-subdomain prefix, then a 63-char name.
-_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
-
-def _qualified(name: str) -> bool:
-    prefix, sep, short = name.rpartition("/")
-    if sep and (not prefix or len(prefix) > 253 or not _PREFIX.match(prefix)):
-        return False
-    return 0 < len(short) <= 63 and bool(_NAME.match(short))
-
+from kubegate.api.validation import names
 
 def is_extended_resource(name: str) -> bool:
     """helper.IsExtendedResourceName: prefixed, not kubernetes.io-native, a valid quota name."""
     if "/" not in name or "kubernetes.io/" in name or name.startswith("requests."):
         return False
-    return _qualified("requests." + name)
+    return not names.is_qualified_name("requests." + name)
 
 
 def _matches(a: dict[str, Any], b: dict[str, Any]) -> bool:

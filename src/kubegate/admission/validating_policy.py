@@ -17,7 +17,6 @@ from kubegate.admission.interface import AdmissionRequest
 from kubegate.admission.matching import NamespaceGetter, exempt, match_rules, namespace_matches, object_matches
 from kubegate.admission.refusals import forbidden
 from kubegate.admission.webhooks import review_request
-from kubegate.api import errors
 from kubegate.api.resources import Resource, by_kind
 from kubegate.api.validation.selector import selector_matches
 

@@ -19,62 +19,14 @@ from kubegate.api.validation import names
 # ---------------------------------------------------------------------------------------------
 # Name and value validation (k8s.io/apimachinery/pkg/util/validation), as label keys need it.
 
-# The shared primitives live in validation.names; label keys in selectors keep the
-# character-based IsQualifiedName wording.
-_QNAME_FMT = names._LABEL_KEY_FMT
-_QNAME_MSG = names._LABEL_KEY_MSG
-_LABEL_VALUE_FMT = names._LABEL_VALUE_FMT
-_LABEL_VALUE_MSG = names._LABEL_VALUE_MSG
-_DNS1123_SUBDOMAIN_FMT = names._DNS1123_SUBDOMAIN_FMT
-_DNS1123_SUBDOMAIN_MSG = names._DNS1123_SUBDOMAIN_MSG
-_QNAME_RE = re.compile(_QNAME_FMT)
-_LABEL_VALUE_RE = re.compile(_LABEL_VALUE_FMT)
-_DNS1123_SUBDOMAIN_RE = re.compile(_DNS1123_SUBDOMAIN_FMT)
-_regex_error = names.regex_error
-_max_len_error = names.max_len_error
-
-
-def _dns1123_subdomain_errors(value: str) -> list[str]:
-    errs = []
-    if len(value) > 253:
-        errs.append(_max_len_error(253))
-    if not _DNS1123_SUBDOMAIN_RE.fullmatch(value):
-        errs.append(_regex_error(_DNS1123_SUBDOMAIN_MSG, _DNS1123_SUBDOMAIN_FMT, "example.com"))
-    return errs
-
-
 def qualified_name_errors(value: str) -> list[str]:
     """validation.IsQualifiedName: `[prefix/]name`, the shape of every label key."""
-    errs: list[str] = []
-    parts = value.split("/")
-    if len(parts) == 1:
-        name = parts[0]
-    elif len(parts) == 2:
-        prefix, name = parts
-        if not prefix:
-            errs.append("prefix part must be non-empty")
-        else:
-            errs.extend("prefix part " + m for m in _dns1123_subdomain_errors(prefix))
-    else:
-        return ["a qualified name " + _regex_error(_QNAME_MSG, _QNAME_FMT, "MyName", "my.name", "123-abc")
-                + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"]
-    if not name:
-        errs.append("name part must be non-empty")
-    elif len(name) > 63:
-        errs.append("name part " + _max_len_error(63))
-    if not _QNAME_RE.fullmatch(name):
-        errs.append("name part " + _regex_error(_QNAME_MSG, _QNAME_FMT, "MyName", "my.name", "123-abc"))
-    return errs
+    return names.is_qualified_name(value, noun="a qualified name", bytes_message=False)
 
 
 def label_value_errors(value: str) -> list[str]:
     """validation.IsValidLabelValue."""
-    errs = []
-    if len(value) > 63:
-        errs.append(_max_len_error(63))
-    if not _LABEL_VALUE_RE.fullmatch(value):
-        errs.append(_regex_error(_LABEL_VALUE_MSG, _LABEL_VALUE_FMT, "MyValue", "my_value", "12345"))
-    return errs
+    return names.is_label_value(value, bytes_message=False)
 
 
 # ---------------------------------------------------------------------------------------------

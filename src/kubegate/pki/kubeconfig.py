@@ -96,22 +96,24 @@ def load_kubeconfig(path: Path) -> dict[str, Any]:
     return data
 
 
-def current_cluster(config: dict[str, Any]) -> dict[str, Any] | None:
-    """The `cluster` entry the current context points at, or None."""
+def _current(config: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    """The `kind` ("cluster" or "user") entry the current context points at, or None."""
     current = config.get("current-context")
-    cluster_name = next(
-        (
-            (c.get("context") or {}).get("cluster")
-            for c in config.get("contexts") or []
-            if isinstance(c, dict) and c.get("name") == current
-        ),
-        None,
-    )
-    for entry in config.get("clusters") or []:
-        if isinstance(entry, dict) and entry.get("name") == cluster_name:
-            cluster = entry.get("cluster")
-            return cluster if isinstance(cluster, dict) else None
+    name = next(((c.get("context") or {}).get(kind) for c in config.get("contexts") or []
+                 if isinstance(c, dict) and c.get("name") == current), None)
+    for entry in config.get(kind + "s") or []:
+        if isinstance(entry, dict) and entry.get("name") == name:
+            value = entry.get(kind)
+            return value if isinstance(value, dict) else None
     return None
+
+
+def current_cluster(config: dict[str, Any]) -> dict[str, Any] | None:
+    return _current(config, "cluster")
+
+
+def current_user(config: dict[str, Any]) -> dict[str, Any] | None:
+    return _current(config, "user")
 
 
 def embedded_pem(config: dict[str, Any], field: str) -> bytes | None:
@@ -128,24 +130,6 @@ def embedded_pem(config: dict[str, Any], field: str) -> bytes | None:
         return base64.b64decode(value, validate=True)
     except ValueError:
         return None
-
-
-def current_user(config: dict[str, Any]) -> dict[str, Any] | None:
-    """The `user` entry the current context points at, or None."""
-    current = config.get("current-context")
-    user_name = next(
-        (
-            (c.get("context") or {}).get("user")
-            for c in config.get("contexts") or []
-            if isinstance(c, dict) and c.get("name") == current
-        ),
-        None,
-    )
-    for entry in config.get("users") or []:
-        if isinstance(entry, dict) and entry.get("name") == user_name:
-            user = entry.get("user")
-            return user if isinstance(user, dict) else None
-    return None
 
 
 def set_kubeconfig_server(path: Path, server: str) -> bool:

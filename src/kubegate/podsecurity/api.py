@@ -26,7 +26,7 @@ WARN_VERSION_LABEL = LABEL_PREFIX + "warn-version"
 NEWEST_MINOR = 37
 LATEST = -1  # the minor number standing for "latest"
 
-_VERSION_RE = re.compile(r"^v1\.([0-9]|[1-9][0-9]*)$")
+_VERSION_RE = re.compile(r"^v1\.([0-9]|[1-9][0-9]*)\Z")
 _LEVEL_ERR = "must be one of " + ", ".join(LEVELS)
 _VERSION_ERR = 'must be "latest" or "v1.x"'
 

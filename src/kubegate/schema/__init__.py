@@ -176,10 +176,10 @@ def _walk_value(f: Field, value: Any, path: str, out: list[str]) -> None:
 _INT_RANGE = {"int32": (-(1 << 31), (1 << 31) - 1), "int64": (-(1 << 63), (1 << 63) - 1)}
 _QUANTITY_FORMAT = ("quantities must match the regular expression "
                     "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
-_QUANTITY_NUMBER = re.compile(r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)$")
-_QUANTITY_SUFFIX = re.compile(r"^(?:|[numkMGTPE]|[KMGTPE]i|[eE][-+]?[0-9]+)$")
-_DURATION = re.compile(r"^[-+]?(?:0|(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|µs|μs|ms|s|m|h))+)$")
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)\Z")
+_QUANTITY_NUMBER = re.compile(r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)\Z")
+_QUANTITY_SUFFIX = re.compile(r"^(?:|[numkMGTPE]|[KMGTPE]i|[eE][-+]?[0-9]+)\Z")
+_DURATION = re.compile(r"^[-+]?(?:0|(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|µs|μs|ms|s|m|h))+)\Z")
 _BASE64 = re.compile(r"[A-Za-z0-9+/=\r\n]*")
 
 

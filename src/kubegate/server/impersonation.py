@@ -45,7 +45,7 @@ ASSOCIATED_NODE_KEYS = "authentication.kubernetes.io/associated-node-keys"
 # At this many groups or extra values a constrained mode first tries one wildcard check.
 _MANY_CHECKS = 4
 _HTTP_PATH_FMT = r"[A-Za-z0-9/\-._~%!$&'()*+,;=:]+"
-_HTTP_PATH_RE = re.compile(f"^{_HTTP_PATH_FMT}$")
+_HTTP_PATH_RE = re.compile(f"^{_HTTP_PATH_FMT}\\Z")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from kubegate.api.errors import (
 )
 
 from . import names
-from .common import d, lst, s
+from .common import d, lst, s, unique_name
 from .meta import validate_meta
 from .selector import validate_label_selector
 
@@ -25,7 +25,7 @@ _REINVOCATION = ["IfNeeded", "Never"]
 _REASONS = ["Forbidden", "Invalid", "RequestEntityTooLarge"]
 _ACTIONS = ["Audit", "Deny", "Warn"]
 _REVIEW_VERSIONS = ["v1", "v1beta1"]
-_CEL_IDENT = re.compile(r"^[_a-zA-Z][_a-zA-Z0-9]*$")
+_CEL_IDENT = re.compile(r"^[_a-zA-Z][_a-zA-Z0-9]*\Z")
 _CEL_RESERVED = frozenset({"true", "false", "null", "in", "as", "break", "const", "continue", "else", "for",
                            "function", "if", "import", "let", "loop", "package", "namespace", "return", "var",
                            "void", "while"})
@@ -118,14 +118,7 @@ def _match_conditions(conditions: list[Any], path: str, variables: set[str]) -> 
             causes.append(field_required(f"{path}[{i}].expression"))
         else:
             causes += _condition(expr, f"{path}[{i}].expression", variables)
-        name = s(mc.get("name"))
-        if not name:
-            causes.append(field_required(f"{path}[{i}].name"))
-        else:
-            causes += [field_invalid(f"{path}[{i}].name", name, m) for m in names.is_qualified_name(name)]
-            if name in seen:
-                causes.append(field_duplicate(f"{path}[{i}].name", name))
-            seen.add(name)
+        causes += unique_name(f"{path}[{i}].name", s(mc.get("name")), seen, names.is_qualified_name)
     return causes
 
 

@@ -12,7 +12,7 @@ from .core import pod_template
 from .meta import validate_meta, validate_object_meta_update
 from .selector import is_empty, selector_matches, validate_label_selector
 
-_PERCENT_RE = re.compile("^[0-9]+%$")
+_PERCENT_RE = re.compile("^[0-9]+%\\Z")
 _PERCENT_MSG = names.regex_error("a valid percent string must be a numeric string followed by an ending '%'",
                                  "[0-9]+%", "1%", "93%")
 _STRATEGIES = ["Recreate", "RollingUpdate"]

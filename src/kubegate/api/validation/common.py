@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
-from kubegate.api.errors import Cause, _quote, field_invalid
+from kubegate.api.errors import Cause, _quote, field_duplicate, field_invalid, field_required
 
 
 def d(v: Any) -> dict[str, Any]:
@@ -44,3 +45,16 @@ class GoJSON:
 
     def __str__(self) -> str:
         return json.dumps(self.value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def unique_name(path: str, name: str, seen: set[str], check: Callable[[str], list[str]],
+                *, required: bool = True) -> list[Cause]:
+    """A list item's `name`: required (or skipped when empty and optional), well formed, and not
+    used twice in the list (`seen` collects the names)."""
+    if not name:
+        return [field_required(path)] if required else []
+    causes = [field_invalid(path, name, m) for m in check(name)]
+    if name in seen:
+        causes.append(field_duplicate(path, name))
+    seen.add(name)
+    return causes

@@ -16,7 +16,7 @@ from kubegate.api.errors import (
 )
 
 from . import names, quantity
-from .common import d, field_not_found, lst, nonnegative, s
+from .common import d, field_not_found, lst, nonnegative, s, unique_name
 from kubegate.api.gojson import unmarshal_object_error
 from .meta import (
     immutable, validate_annotations, validate_labels, validate_meta, validate_object_meta, validate_object_meta_update,
@@ -233,12 +233,7 @@ def _ports(path: str, ports: list[Any]) -> list[Cause]:
     for i, p in enumerate(ports):
         p = d(p)
         ip = f"{path}[{i}]"
-        name = s(p.get("name"))
-        if name:
-            causes += [field_invalid(f"{ip}.name", name, m) for m in names.is_valid_port_name(name)]
-            if name in seen:
-                causes.append(field_duplicate(f"{ip}.name", name))
-            seen.add(name)
+        causes += unique_name(f"{ip}.name", s(p.get("name")), seen, names.is_valid_port_name, required=False)
         cp = p.get("containerPort")
         if not cp:
             causes.append(field_required(f"{ip}.containerPort"))
@@ -316,7 +311,7 @@ _MAX_GMSA_SPEC_KIB = 64
 _MAX_RUN_AS_DOMAIN = 256
 _MAX_RUN_AS_USER = 104
 _CTRL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f]")
-_USER_DOTS_SPACES_RE = re.compile(r"^[\. ]+$")
+_USER_DOTS_SPACES_RE = re.compile(r"^[\. ]+\Z")
 _USER_BAD_CHARS_RE = re.compile(r'["/\\:;|=+*?<>@\[\]]')
 # The pod annotations kept from before the securityContext fields (read by old nodes).
 SECCOMP_POD_ANNOTATION = "seccomp.security.alpha.kubernetes.io/pod"
@@ -620,14 +615,7 @@ def _containers(path: str, containers: list[Any], volumes: set[str], seen: set[s
     for i, c in enumerate(containers):
         c = d(c)
         ip = f"{path}[{i}]"
-        name = s(c.get("name"))
-        if not name:
-            causes.append(field_required(f"{ip}.name"))
-        else:
-            causes += [field_invalid(f"{ip}.name", name, m) for m in names.is_dns1123_label(name)]
-            if name in seen:
-                causes.append(field_duplicate(f"{ip}.name", name))
-            seen.add(name)
+        causes += unique_name(f"{ip}.name", s(c.get("name")), seen, names.is_dns1123_label)
         image = s(c.get("image"))
         if not image:
             causes.append(field_required(f"{ip}.image"))
@@ -658,14 +646,7 @@ def _volumes(path: str, volumes: list[Any]) -> tuple[list[Cause], set[str]]:
     for i, v in enumerate(volumes):
         v = d(v)
         ip = f"{path}[{i}]"
-        name = s(v.get("name"))
-        if not name:
-            causes.append(field_required(f"{ip}.name"))
-        else:
-            causes += [field_invalid(f"{ip}.name", name, m) for m in names.is_dns1123_label(name)]
-            if name in seen:
-                causes.append(field_duplicate(f"{ip}.name", name))
-            seen.add(name)
+        causes += unique_name(f"{ip}.name", s(v.get("name")), seen, names.is_dns1123_label)
         sources = [k for k in _VOLUME_SOURCES if v.get(k) is not None]
         if not sources:
             causes.append(field_required(ip, "must specify a volume type"))
@@ -906,6 +887,18 @@ def events_v1(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
 
 # --- LimitRange ----------------------------------------------------------------------------------
 
+# LimitRange ordering checks, in upstream's order: (smaller, larger, the field reported, and
+# upstream's names for the two values).
+_LIMIT_ORDER = (
+    ("min", "max", "min", "min value", "max value"),
+    ("min", "defaultRequest", "defaultRequest", "min value", "default request value"),
+    ("defaultRequest", "max", "defaultRequest", "default request value", "max value"),
+    ("defaultRequest", "default", "defaultRequest", "default request value", "default limit value"),
+    ("min", "default", "default", "min value", "default value"),
+    ("default", "max", "default", "default value", "max value"),
+)
+
+
 def limitrange(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
     m = d(obj.get("metadata"))
     causes = (validate_object_meta(m, True, names.name_is_dns_subdomain) if old is None
@@ -927,34 +920,13 @@ def limitrange(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
         parsed = {k: {r: quantity.parse(v) for r, v in vals.items()} for k, vals in groups.items()}
         resources = sorted(set().union(*[set(v) for v in groups.values()]))
         for r in resources:
-            mn, mx = parsed["min"].get(r), parsed["max"].get(r)
-            df, dr = parsed["default"].get(r), parsed["defaultRequest"].get(r)
-
-            def raw(k: str, r: str = r) -> str:
-                return quantity.render(groups[k][r])
-            if mn is not None and mx is not None and mn > mx:
-                causes.append(field_invalid(f"{ip}.min[{r}]", raw("min"),
-                                            f"min value {raw('min')} is greater than max value {raw('max')}"))
-            if dr is not None and mn is not None and mn > dr:
-                causes.append(field_invalid(f"{ip}.defaultRequest[{r}]", raw("defaultRequest"),
-                                            f"min value {raw('min')} is greater than default request value "
-                                            f"{raw('defaultRequest')}"))
-            if dr is not None and mx is not None and dr > mx:
-                causes.append(field_invalid(f"{ip}.defaultRequest[{r}]", raw("defaultRequest"),
-                                            f"default request value {raw('defaultRequest')} is greater than max "
-                                            f"value {raw('max')}"))
-            if dr is not None and df is not None and dr > df:
-                causes.append(field_invalid(f"{ip}.defaultRequest[{r}]", raw("defaultRequest"),
-                                            f"default request value {raw('defaultRequest')} is greater than "
-                                            f"default limit value {raw('default')}"))
-            if df is not None and mn is not None and mn > df:
-                causes.append(field_invalid(f"{ip}.default[{r}]", raw("default"),
-                                            f"min value {raw('min')} is greater than default value "
-                                            f"{raw('default')}"))
-            if df is not None and mx is not None and df > mx:
-                causes.append(field_invalid(f"{ip}.default[{r}]", raw("default"),
-                                            f"default value {raw('default')} is greater than max value "
-                                            f"{raw('max')}"))
+            for lo, hi, reported, lo_name, hi_name in _LIMIT_ORDER:
+                a, b = parsed[lo].get(r), parsed[hi].get(r)
+                if a is not None and b is not None and a > b:
+                    causes.append(field_invalid(
+                        f"{ip}.{reported}[{r}]", quantity.render(groups[reported][r]),
+                        f"{lo_name} {quantity.render(groups[lo][r])} is greater than {hi_name} "
+                        f"{quantity.render(groups[hi][r])}"))
     return causes
 
 

@@ -23,12 +23,12 @@ _LABEL_KEY_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
 _LABEL_VALUE_FMT = "(" + _LABEL_KEY_FMT + ")?"
 _CONFIG_KEY_FMT = "[-._a-zA-Z0-9]+"
 
-_DNS1123_LABEL_RE = re.compile(f"^{_DNS1123_LABEL_FMT}$")
-_DNS1123_SUBDOMAIN_RE = re.compile(f"^{_DNS1123_SUBDOMAIN_FMT}$")
-_LABEL_KEY_RE = re.compile(f"^{_LABEL_KEY_FMT}$")
-_LABEL_VALUE_RE = re.compile(f"^{_LABEL_VALUE_FMT}$")
-_CONFIG_KEY_RE = re.compile(f"^{_CONFIG_KEY_FMT}$")
-_PORT_NAME_CHARS_RE = re.compile("^[-a-z0-9]+$")
+_DNS1123_LABEL_RE = re.compile(f"^{_DNS1123_LABEL_FMT}\\Z")
+_DNS1123_SUBDOMAIN_RE = re.compile(f"^{_DNS1123_SUBDOMAIN_FMT}\\Z")
+_LABEL_KEY_RE = re.compile(f"^{_LABEL_KEY_FMT}\\Z")
+_LABEL_VALUE_RE = re.compile(f"^{_LABEL_VALUE_FMT}\\Z")
+_CONFIG_KEY_RE = re.compile(f"^{_CONFIG_KEY_FMT}\\Z")
+_PORT_NAME_CHARS_RE = re.compile("^[-a-z0-9]+\\Z")
 _HAS_LETTER_RE = re.compile("[a-z]")
 
 _DNS1123_LABEL_MSG = ("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
@@ -83,27 +83,25 @@ def is_dns1123_label(value: str) -> list[str]:
     return errs
 
 
-def is_dns1123_subdomain(value: str) -> list[str]:
+def _max_len(n: int, in_bytes: bool) -> str:
+    return max_len_bytes_error(n) if in_bytes else max_len_error(n)
+
+
+def is_dns1123_subdomain(value: str, *, bytes_message: bool = False) -> list[str]:
+    """validation.IsDNS1123Subdomain; the content package's copy (label-key prefixes) reports the
+    length in bytes."""
     errs: list[str] = []
     if _blen(value) > DNS1123_SUBDOMAIN_MAX:
-        errs.append(max_len_error(DNS1123_SUBDOMAIN_MAX))
+        errs.append(_max_len(DNS1123_SUBDOMAIN_MAX, bytes_message))
     if not _DNS1123_SUBDOMAIN_RE.match(value):
         errs.append(regex_error(_DNS1123_SUBDOMAIN_MSG, _DNS1123_SUBDOMAIN_FMT, "example.com"))
     return errs
 
 
-def _content_dns1123_subdomain(value: str) -> list[str]:
-    # The content package's copy, used for label-key prefixes, measures in bytes.
-    errs: list[str] = []
-    if _blen(value) > DNS1123_SUBDOMAIN_MAX:
-        errs.append(max_len_bytes_error(DNS1123_SUBDOMAIN_MAX))
-    if not _DNS1123_SUBDOMAIN_RE.match(value):
-        errs.append(regex_error(_DNS1123_SUBDOMAIN_MSG, _DNS1123_SUBDOMAIN_FMT, "example.com"))
-    return errs
-
-
-def is_qualified_name(value: str) -> list[str]:
-    """content.IsLabelKey: an optional DNS-subdomain prefix, '/', and a 63-byte name."""
+def is_qualified_name(value: str, *, noun: str = "a valid label key", bytes_message: bool = True) -> list[str]:
+    """content.IsLabelKey (the default), or apimachinery's IsQualifiedName (noun "a qualified
+    name", lengths in characters, as label selectors report): an optional DNS-subdomain prefix,
+    '/', and a 63-byte name."""
     errs: list[str] = []
     parts = value.split("/")
     if len(parts) == 1:
@@ -113,23 +111,23 @@ def is_qualified_name(value: str) -> list[str]:
         if not prefix:
             errs.append("prefix part must be non-empty")
         else:
-            errs.extend("prefix part " + m for m in _content_dns1123_subdomain(prefix))
+            errs.extend("prefix part " + m for m in is_dns1123_subdomain(prefix, bytes_message=bytes_message))
     else:
-        return ["a valid label key " + regex_error(_LABEL_KEY_MSG, _LABEL_KEY_FMT, "MyName", "my.name", "123-abc")
+        return [noun + " " + regex_error(_LABEL_KEY_MSG, _LABEL_KEY_FMT, "MyName", "my.name", "123-abc")
                 + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"]
     if not name:
         errs.append("name part must be non-empty")
     elif _blen(name) > QUALIFIED_NAME_MAX:
-        errs.append("name part " + max_len_bytes_error(QUALIFIED_NAME_MAX))
+        errs.append("name part " + _max_len(QUALIFIED_NAME_MAX, bytes_message))
     if not _LABEL_KEY_RE.match(name):
         errs.append("name part " + regex_error(_LABEL_KEY_MSG, _LABEL_KEY_FMT, "MyName", "my.name", "123-abc"))
     return errs
 
 
-def is_label_value(value: str) -> list[str]:
+def is_label_value(value: str, *, bytes_message: bool = True) -> list[str]:
     errs: list[str] = []
     if _blen(value) > LABEL_VALUE_MAX:
-        errs.append(max_len_bytes_error(LABEL_VALUE_MAX))
+        errs.append(_max_len(LABEL_VALUE_MAX, bytes_message))
     if not _LABEL_VALUE_RE.match(value):
         errs.append(regex_error(_LABEL_VALUE_MSG, _LABEL_VALUE_FMT, "MyValue", "my_value", "12345"))
     return errs
