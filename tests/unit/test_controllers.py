@@ -14,6 +14,7 @@ from kubegate.authn.user import UserInfo
 from kubegate.authz.rbac import RBACAuthorizer
 from kubegate.authz.bootstrap import default_policy
 from kubegate.controllers import deployment as dep
+from kubegate.controllers import deployment_util as du
 from kubegate.controllers.client import CONTROLLER_MANAGER, ControllerClient, controller_user
 from kubegate.controllers.garbage_collector import without_finalizer, without_owners
 from kubegate.controllers.replicaset import deletion_order, owner_ref, pod_from_template, replicaset_status
@@ -40,27 +41,27 @@ def _rs(name: str, replicas: int, available: int = 0, created: str = "2026-01-01
     (3, 2, 5, (2, 3)),             # unavailable capped at replicas
 ])
 def test_fenceposts(replicas: int, surge: Any, unavailable: Any, want: tuple[int, int]) -> None:
-    assert dep.fenceposts(_deploy(replicas, surge, unavailable)) == want
+    assert du.fenceposts(_deploy(replicas, surge, unavailable)) == want
 
 
 def test_rolling_update_with_pods_never_available_stops_where_upstream_does() -> None:
     d = _deploy(4)
     old, new = _rs("old", 4), _rs("new", 0)
-    assert dep.new_rs_replicas(d, [old, new], new) == 1           # 4 + 1 surge
+    assert du.new_rs_replicas(d, [old, new], new) == 1           # 4 + 1 surge
     new = _rs("new", 1)
-    assert dep.old_scale_down(d, [old, new], [old], new) == {"old": 3}
+    assert du.old_scale_down(d, [old, new], [old], new) == {"old": 3}
     old = _rs("old", 3)
-    assert dep.new_rs_replicas(d, [old, new], new) == 2
+    assert du.new_rs_replicas(d, [old, new], new) == 2
     new = _rs("new", 2)
-    assert dep.old_scale_down(d, [old, new], [old], new) == {}    # 5 pods, 3 kept: stuck, as upstream
-    assert dep.new_rs_replicas(d, [old, new], new) == 2
+    assert du.old_scale_down(d, [old, new], [old], new) == {}    # 5 pods, 3 kept: stuck, as upstream
+    assert du.new_rs_replicas(d, [old, new], new) == 2
 
 
 def test_single_replica_rollout_keeps_the_old_pod() -> None:
     d = _deploy(1)
     old, new = _rs("old", 1), _rs("new", 0)
-    assert dep.new_rs_replicas(d, [old, new], new) == 1
-    assert dep.old_scale_down(d, [old, _rs("new", 1)], [old], _rs("new", 1)) == {}
+    assert du.new_rs_replicas(d, [old, new], new) == 1
+    assert du.old_scale_down(d, [old, _rs("new", 1)], [old], _rs("new", 1)) == {}
 
 
 def test_template_hash_is_stable_safe_and_changes_with_collisions() -> None:
@@ -73,11 +74,11 @@ def test_template_hash_is_stable_safe_and_changes_with_collisions() -> None:
 
 def test_set_condition_keeps_unchanged_and_moves_changed_to_end() -> None:
     st: dict[str, Any] = {}
-    dep.set_condition(st, "Progressing", "True", "NewReplicaSetCreated", "m", "t1")
-    dep.set_condition(st, "Available", "False", "MinimumReplicasUnavailable", "m", "t1")
-    dep.set_condition(st, "Available", "False", "MinimumReplicasUnavailable", "m", "t2")
+    du.set_condition(st, "Progressing", "True", "NewReplicaSetCreated", "m", "t1")
+    du.set_condition(st, "Available", "False", "MinimumReplicasUnavailable", "m", "t1")
+    du.set_condition(st, "Available", "False", "MinimumReplicasUnavailable", "m", "t2")
     assert st["conditions"][1]["lastUpdateTime"] == "t1"
-    dep.set_condition(st, "Progressing", "True", "ReplicaSetUpdated", "m2", "t3")
+    du.set_condition(st, "Progressing", "True", "ReplicaSetUpdated", "m2", "t3")
     assert [c["type"] for c in st["conditions"]] == ["Available", "Progressing"]
     assert st["conditions"][1]["lastTransitionTime"] == "t1" and st["conditions"][1]["lastUpdateTime"] == "t3"
 

@@ -399,3 +399,31 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
         assert (await s.create("/after", b"v")).mod_revision == rev + 1
 
     run(tmp_path, check)
+
+
+def test_first_layout_kv_table_is_converted_when_opened(tmp_path: Path) -> None:
+    """Data directories written with the WITHOUT ROWID kv table open with every key, lease and
+    revision intact, and the table becomes a rowid one (large values stay in the row's page)."""
+    import sqlite3
+
+    from kubegate.storage import sqlite as sqlite_store
+
+    path = tmp_path / "state.db"
+    old_kv = sqlite_store._KV_TABLE.rstrip(";") + " WITHOUT ROWID;"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript(old_kv + sqlite_store._SCHEMA.replace(sqlite_store._KV_TABLE, ""))
+    db.execute("INSERT INTO kv VALUES (?, 1, 1, 0, ?)", (P + "ns/a", b"x" * 3000))
+    db.execute("INSERT INTO kv VALUES (?, 2, 2, 0, ?)", (P + "ns/b", b"2"))
+    db.execute("UPDATE meta SET value = 2 WHERE name = 'rev'")
+    db.close()
+
+    async def body(s: SQLiteStore) -> None:
+        assert await s.current_revision() == 2
+        assert await s.get(P + "ns/a") == KV(P + "ns/a", b"x" * 3000, 1, 1, 0)
+        assert [kv.key for kv in (await s.range(P)).kvs] == [P + "ns/a", P + "ns/b"]
+        assert (await s.create(P + "ns/c", b"3")).mod_revision == 3
+
+    run(tmp_path, body)
+    sql = sqlite3.connect(path).execute("SELECT group_concat(sql) FROM sqlite_master").fetchone()[0]
+    assert "WITHOUT ROWID" not in sql.split("CREATE TABLE meta")[0] and "kv_without_rowid" not in sql
+    assert "kv_lease" in sql

@@ -20,6 +20,7 @@ CONFIG_API_VERSIONS = frozenset({"pod-security.admission.config.k8s.io/v1",
                                  "pod-security.admission.config.k8s.io/v1beta1",
                                  "pod-security.admission.config.k8s.io/v1alpha1"})
 _ANNOTATION = "pod-security.kubernetes.io/"
+_POLICY_CACHE_SIZE = 1024
 
 # Pod subresources that cannot change what the checks look at.
 _IGNORED_POD_SUBRESOURCES = frozenset({"exec", "attach", "binding", "eviction", "log", "portforward", "proxy",
@@ -133,6 +134,8 @@ class PodSecurity:
         self.defaults, self.exemptions = parse_configuration(config)
         self.get_namespace = get_namespace
         self.list_pods = list_pods
+        # Parsed policies by the namespace's policy label values: every pod write asks again.
+        self._policies: dict[tuple[str | None, ...], tuple[psa.Policy, list[errors.Cause]]] = {}
 
     async def validate(self, req: AdmissionRequest) -> None:
         if req.operation not in (CREATE, UPDATE):
@@ -224,7 +227,14 @@ class PodSecurity:
         if ns is None:
             req.annotations[_ANNOTATION + "error"] = f'failed to lookup namespace "{req.namespace}": not found'
             return None
-        return psa.policy_to_evaluate((ns.get("metadata") or {}).get("labels") or {}, self.defaults)
+        labels = (ns.get("metadata") or {}).get("labels") or {}
+        key = tuple(labels.get(k) for k in psa.POLICY_LABELS)
+        found = self._policies.get(key)
+        if found is None:
+            if len(self._policies) >= _POLICY_CACHE_SIZE:
+                self._policies.clear()
+            found = self._policies[key] = psa.policy_to_evaluate(labels, self.defaults)
+        return found
 
     def _exempt(self, req: AdmissionRequest) -> bool:
         if req.namespace in self.exemptions.namespaces:

@@ -2,9 +2,16 @@
 evaluators of pkg/quota/v1/evaluator/core): a create (or a service/claim update) that would take a
 namespace past one of its quotas is refused with upstream's 403, and an admitted one is charged to
 the quotas' status.used before it is stored, so back-to-back creates cannot both slip under a limit.
-The ResourceQuota controller keeps status current from what is really stored."""
+The ResourceQuota controller keeps status current from what is really stored.
+
+The plugin's configuration (ResourceQuotaConfiguration in --admission-control-config-file) may
+list `limitedResources`: a resource whose usage names contain one of `matchContains` may only be
+consumed in a namespace whose quotas cover that usage name. Quantities in messages are printed as
+resource.Quantity.String() prints them (`1500m`, `2Gi`, `1e3`)."""
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -12,7 +19,7 @@ from kubegate.admission.chain import PluginDeps
 from kubegate.admission.extended_resource_toleration import is_extended_resource
 from kubegate.admission.interface import CREATE, UPDATE, AdmissionRequest
 from kubegate.admission.quantities import Amount, add as _add, amount as _q, render
-from kubegate.admission.refusals import forbidden
+from kubegate.admission.refusals import aggregate, forbidden
 from kubegate.api import errors
 from kubegate.api.defaults import qos_class
 from kubegate.api.registry import ResourceRegistry
@@ -28,6 +35,56 @@ _POD_RESOURCES = {"count/pods", "pods", "cpu", "memory", "ephemeral-storage", "r
 _MUST_SPECIFY = {"cpu", "memory", "requests.cpu", "requests.memory", "limits.cpu", "limits.memory"}
 
 Usage = dict[str, Amount]
+
+_EXPONENT = re.compile(r"[eE][-+]?[0-9]+$")
+CONFIG_KIND = "ResourceQuotaConfiguration"
+CONFIG_API_VERSIONS = ("apiserver.config.k8s.io/v1", "resourcequota.admission.k8s.io/v1beta1")
+
+
+@dataclass(frozen=True)
+class LimitedResource:
+    """A ResourceQuotaConfiguration limitedResources entry: consuming usage names that contain
+    one of `match_contains` requires a covering quota."""
+    api_group: str
+    resource: str
+    match_contains: tuple[str, ...]
+
+
+def parse_configuration(conf: dict[str, Any] | None) -> list[LimitedResource]:
+    """The plugin's configuration, checked as upstream's ValidateConfiguration."""
+    if not conf:
+        return []
+    if conf.get("kind") != CONFIG_KIND or conf.get("apiVersion") not in CONFIG_API_VERSIONS:
+        raise ValueError(f'no kind "{conf.get("kind", "")}" is registered for version "{conf.get("apiVersion", "")}"')
+    out: list[LimitedResource] = []
+    errs: list[str] = []
+    for i, entry in enumerate(conf.get("limitedResources") or []):
+        entry = _d(entry)
+        if not entry.get("resource"):
+            errs.append(f"limitedResources[{i}].resource: Required value")
+        out.append(LimitedResource(str(entry.get("apiGroup") or ""), str(entry.get("resource") or ""),
+                                   tuple(str(m) for m in entry.get("matchContains") or ())))
+    if errs:
+        raise ValueError(aggregate(errs))
+    return out
+
+
+def canonical(v: Any) -> str:
+    """resource.Quantity.String() of a quantity as written: the largest suffix of its format
+    (binary, decimal or exponent) that keeps the number whole."""
+    value = quantity.parse(v)
+    text = quantity.render(v)
+    if value is None:
+        return text
+    if not _EXPONENT.search(text.strip()):
+        return render(value, text.strip().endswith("i"))
+    if value == 0:
+        return "0"
+    for exp in range(18, -10, -3):
+        scaled = value / (Decimal(10) ** exp)
+        if scaled == scaled.to_integral_value():
+            return f"{int(scaled)}e{exp}" if exp else str(int(scaled))
+    return render(value, False)
 
 
 def _d(v: Any) -> dict[str, Any]:
@@ -216,11 +273,21 @@ def _pretty(usage: dict[str, str]) -> str:
     return ",".join(f"{k}={usage[k]}" for k in sorted(usage))
 
 
-def evaluate(req: AdmissionRequest, quotas: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+def limited_by_default(usage: Usage, limited: list[LimitedResource], group: str, plural: str) -> set[str]:
+    """limitedByDefault: the consumed (positive) usage names a limitedResources entry for this
+    group/resource matches."""
+    return {k for lr in limited if (lr.api_group, lr.resource) == (group, plural)
+            for k, (v, _) in usage.items() if v > 0 and any(m in k for m in lr.match_contains)}
+
+
+def evaluate(req: AdmissionRequest, quotas: list[dict[str, Any]],
+             limited: list[LimitedResource] | None = None) -> dict[str, dict[str, str]]:
     """The new status.used of each quota the request charges (by quota name); raises the 403."""
     ev = Evaluator(req.resource.group, req.resource.plural)
     if not ev.handles(req.operation) or req.obj is None:
         return {}
+    must_cover = limited_by_default(ev.usage(req.obj), limited or [], req.resource.group, req.resource.plural)
+    covered: set[str] = set()
     interesting = []
     for q in sorted(quotas, key=lambda q: str(_d(q.get("metadata")).get("name", ""))):
         if not ev.matches(q, req.obj):
@@ -237,7 +304,8 @@ def evaluate(req: AdmissionRequest, quotas: list[dict[str, Any]]) -> dict[str, d
         if missing:
             raise forbidden(req, f"status unknown for quota: {name}, resources: {','.join(sorted(missing))}")
         interesting.append(q)
-    if not interesting:
+        covered.update(restricted)
+    if not interesting and not must_cover:
         return {}
     delta = ev.usage(req.obj)
     negative = sorted(k for k, (v, _) in delta.items() if v < 0)
@@ -249,6 +317,9 @@ def evaluate(req: AdmissionRequest, quotas: list[dict[str, Any]]) -> dict[str, d
     delta = {k: v for k, v in delta.items() if v[0] != 0}
     if not delta:
         return {}
+    uncovered = must_cover - covered
+    if uncovered:
+        raise forbidden(req, f"insufficient quota to consume: {','.join(sorted(uncovered))}")
     charged: dict[str, dict[str, str]] = {}
     for q in interesting:
         status = _d(q.get("status"))
@@ -262,8 +333,8 @@ def evaluate(req: AdmissionRequest, quotas: list[dict[str, Any]]) -> dict[str, d
         if exceeded:
             raise forbidden(req, f"exceeded quota: {q['metadata']['name']}, "
                                  f"requested: {_pretty({k: render(*requested[k]) for k in exceeded})}, "
-                                 f"used: {_pretty({k: quantity.render(used.get(k, '0')) for k in exceeded})}, "
-                                 f"limited: {_pretty({k: quantity.render(hard[k]) for k in exceeded})}")
+                                 f"used: {_pretty({k: canonical(used.get(k, '0')) for k in exceeded})}, "
+                                 f"limited: {_pretty({k: canonical(hard[k]) for k in exceeded})}")
         charged[str(q["metadata"]["name"])] = {
             k: (used[k] if k in used and k not in requested else render(*v)) for k, v in new_used.items()}
     return charged
@@ -272,8 +343,9 @@ def evaluate(req: AdmissionRequest, quotas: list[dict[str, Any]]) -> dict[str, d
 class ResourceQuota:
     name = "ResourceQuota"
 
-    def __init__(self, quotas: ResourceRegistry) -> None:
+    def __init__(self, quotas: ResourceRegistry, limited: list[LimitedResource] | None = None) -> None:
         self.quotas = quotas
+        self.limited = limited or []
 
     async def validate(self, req: AdmissionRequest) -> None:
         if req.subresource or not req.namespace or req.resource.kind == "Namespace":
@@ -281,7 +353,9 @@ class ResourceQuota:
         for attempt in range(3):
             # The first look is the watch cache (upstream's lister); after a conflict, a consistent read.
             listed = self._cached(req.namespace) if attempt == 0 else (await self.quotas.list(req.namespace)).items
-            charged = evaluate(req, [d.obj for d in listed])
+            if not listed and not self.limited:
+                return  # nothing can charge or refuse: skip computing the object's usage
+            charged = evaluate(req, [d.obj for d in listed], self.limited)
             if not charged or req.dry_run:
                 return
             try:
@@ -304,4 +378,4 @@ class ResourceQuota:
 
 
 def factory(conf: dict[str, Any] | None, deps: PluginDeps) -> ResourceQuota:
-    return ResourceQuota(deps.by_plural["resourcequotas"])
+    return ResourceQuota(deps.by_plural["resourcequotas"], parse_configuration(conf))

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from kubegate.admission import cel as admission_cel
+from kubegate.admission import cel_library
 from kubegate.admission.chain import PluginDeps
 from kubegate.admission.interface import AdmissionRequest
 from kubegate.admission.matching import NamespaceGetter, exempt, match_rules, namespace_matches, object_matches
@@ -19,6 +20,7 @@ from kubegate.admission.refusals import forbidden
 from kubegate.admission.webhooks import review_request
 from kubegate.api.resources import Resource, by_kind
 from kubegate.api.validation.selector import selector_matches
+from kubegate.authz.types import Authorizer
 
 # metav1 reasons a validation may name, with their HTTP codes (upstream's reasonToCode).
 REASON_CODES = {"Unauthorized": 401, "Forbidden": 403, "Invalid": 422, "RequestEntityTooLarge": 413}
@@ -82,11 +84,12 @@ class ValidatingAdmissionPolicy:
     name = "ValidatingAdmissionPolicy"
 
     def __init__(self, policies: Objects, bindings: Objects, get_namespace: NamespaceGetter,
-                 params: ParamLookup) -> None:
+                 params: ParamLookup, authorizer: Authorizer | None = None) -> None:
         self.policies = policies
         self.bindings = bindings
         self.get_namespace = get_namespace
         self.params = params
+        self.authorizer = authorizer
         self._programs: dict[tuple[str, frozenset[str]], Any] = {}
 
     def _program(self, expression: str, names: set[str]) -> Any:
@@ -96,11 +99,13 @@ class ValidatingAdmissionPolicy:
             program = self._programs[key] = admission_cel.compile_expression(expression, names)
         return program
 
-    def _eval(self, expression: str, names: set[str], activation: dict[str, Any]) -> Any:
+    async def _eval(self, expression: str, names: set[str], activation: dict[str, Any],
+                    session: admission_cel.AuthorizerSession | None) -> Any:
         try:
-            return admission_cel.evaluate(self._program(expression, names), activation)
+            program = self._program(expression, names)
         except admission_cel.CELCompileError as e:
             raise admission_cel.CELRuntimeError(str(e)) from None
+        return await admission_cel.evaluate_async(program, activation, session)
 
     async def validate(self, req: AdmissionRequest) -> None:
         if exempt(req.resource):
@@ -109,6 +114,7 @@ class ValidatingAdmissionPolicy:
         if not policies:
             return
         audit: list[dict[str, Any]] = []
+        session = None if self.authorizer is None else admission_cel.AuthorizerSession(self.authorizer, req.user)
         for binding in sorted(self.bindings(), key=_name):
             bspec = _d(binding.get("spec"))
             policy = policies.get(str(bspec.get("policyName") or ""))
@@ -120,7 +126,7 @@ class ValidatingAdmissionPolicy:
             if bspec.get("matchResources") and not resources_match(_d(bspec.get("matchResources")), req,
                                                                    self.get_namespace):
                 continue
-            for failure in self._evaluate(policy, binding, req):
+            for failure in await self._evaluate(policy, binding, req, session):
                 self._enforce(failure, policy, binding, req, audit)
         if audit:
             req.annotations[AUDIT_FAILURE_KEY] = orjson.dumps(audit).decode()
@@ -146,7 +152,8 @@ class ValidatingAdmissionPolicy:
             return []
         return Failure("no params found for policy binding with `Deny` parameterNotFoundAction", "Invalid", -1)
 
-    def _evaluate(self, policy: dict[str, Any], binding: dict[str, Any], req: AdmissionRequest) -> list[Failure]:
+    async def _evaluate(self, policy: dict[str, Any], binding: dict[str, Any], req: AdmissionRequest,
+                        session: admission_cel.AuthorizerSession | None) -> list[Failure]:
         spec = _d(policy.get("spec"))
         fail_closed = spec.get("failurePolicy", "Fail") != "Ignore"
         names = admission_cel.policy_variables(policy)
@@ -155,13 +162,14 @@ class ValidatingAdmissionPolicy:
             return [param_sets] if fail_closed else []
         ns_obj = self.get_namespace(req.namespace) if req.namespace else None
         base = {"object": req.obj, "oldObject": req.old, "request": review_request(req, ""),
-                "namespaceObject": ns_obj}
+                "namespaceObject": ns_obj,
+                "authorizer": cel_library.authorizer_value(req.resource.group, req.resource.plural,
+                                                           req.subresource, req.namespace, req.name)}
         failures: list[Failure] = []
         for params in param_sets:
             activation = dict(base, params=params)
             try:
-                if not all(self._eval(str(_d(mc).get("expression") or ""), names, activation) is True
-                           for mc in _l(spec.get("matchConditions"))):
+                if not await self._conditions_hold(spec, names, activation, session):
                     continue
             except admission_cel.CELRuntimeError as e:
                 if fail_closed:
@@ -172,22 +180,30 @@ class ValidatingAdmissionPolicy:
             for var in _l(spec.get("variables")):
                 var = _d(var)
                 try:
-                    variables[str(var.get("name"))] = self._eval(str(var.get("expression") or ""), names, activation)
+                    variables[str(var.get("name"))] = await self._eval(str(var.get("expression") or ""), names,
+                                                                       activation, session)
                 except admission_cel.CELRuntimeError:
                     continue  # an expression that uses it fails with "no such key"
-            failures += self._validations(spec, names, activation, fail_closed)
-            self._audit_annotations(policy, names, activation, req)
+            failures += await self._validations(spec, names, activation, fail_closed, session)
+            await self._audit_annotations(policy, names, activation, req, session)
         return failures
 
-    def _validations(self, spec: dict[str, Any], names: set[str], activation: dict[str, Any],
-                     fail_closed: bool) -> list[Failure]:
+    async def _conditions_hold(self, spec: dict[str, Any], names: set[str], activation: dict[str, Any],
+                               session: admission_cel.AuthorizerSession | None) -> bool:
+        for mc in _l(spec.get("matchConditions")):
+            if await self._eval(str(_d(mc).get("expression") or ""), names, activation, session) is not True:
+                return False
+        return True
+
+    async def _validations(self, spec: dict[str, Any], names: set[str], activation: dict[str, Any],
+                           fail_closed: bool, session: admission_cel.AuthorizerSession | None) -> list[Failure]:
         out: list[Failure] = []
         for i, v in enumerate(_l(spec.get("validations"))):
             v = _d(v)
             expression = str(v.get("expression") or "")
             reason = str(v.get("reason") or "Invalid")
             try:
-                result = self._eval(expression, names, activation)
+                result = await self._eval(expression, names, activation, session)
                 if not isinstance(result, bool):
                     raise admission_cel.CELRuntimeError(f"validation expression must return a boolean, "
                                                         f"got {type(result).__name__}")
@@ -200,7 +216,7 @@ class ValidatingAdmissionPolicy:
             message = ""
             if v.get("messageExpression"):
                 try:
-                    got = self._eval(str(v["messageExpression"]), names, activation)
+                    got = await self._eval(str(v["messageExpression"]), names, activation, session)
                     if isinstance(got, str) and got.strip() and "\n" not in got:
                         message = got
                 except admission_cel.CELRuntimeError:
@@ -209,12 +225,12 @@ class ValidatingAdmissionPolicy:
             out.append(Failure(message, reason, i))
         return out
 
-    def _audit_annotations(self, policy: dict[str, Any], names: set[str], activation: dict[str, Any],
-                           req: AdmissionRequest) -> None:
+    async def _audit_annotations(self, policy: dict[str, Any], names: set[str], activation: dict[str, Any],
+                                 req: AdmissionRequest, session: admission_cel.AuthorizerSession | None) -> None:
         for a in _l(_d(policy.get("spec")).get("auditAnnotations")):
             a = _d(a)
             try:
-                value = self._eval(str(a.get("valueExpression") or ""), names, activation)
+                value = await self._eval(str(a.get("valueExpression") or ""), names, activation, session)
             except admission_cel.CELRuntimeError:
                 continue
             if isinstance(value, str) and value:
@@ -231,10 +247,14 @@ class ValidatingAdmissionPolicy:
             req.warnings.append(f"Validation failed for ValidatingAdmissionPolicy '{p}' with binding '{b}': "
                                 f"{failure.message}")
         if "Deny" in actions:
-            err = forbidden(req, f"ValidatingAdmissionPolicy '{p}' with binding '{b}' denied request: "
-                                 f"{failure.message}")
+            message = f"ValidatingAdmissionPolicy '{p}' with binding '{b}' denied request: {failure.message}"
+            err = forbidden(req, message)
             err.reason = failure.reason
             err.code = REASON_CODES.get(failure.reason, 403)
+            # Upstream's dispatcher adds the message as a cause (kubectl prints it after "is invalid: ").
+            details = err.details if err.details is not None else {}
+            details["causes"] = [*details.get("causes", []), {"message": message}]
+            err.details = details
             raise err
 
 
@@ -255,4 +275,4 @@ def factory(conf: dict[str, Any] | None, deps: PluginDeps) -> ValidatingAdmissio
 
     return ValidatingAdmissionPolicy(lambda: [e.object.obj for e in policies.list().entries],
                                      lambda: [e.object.obj for e in bindings.list().entries],
-                                     lambda name: deps.cached("namespaces", None, name), params)
+                                     lambda name: deps.cached("namespaces", None, name), params, deps.authorizer)

@@ -1,6 +1,7 @@
 """MutatingAdmissionWebhook and ValidatingAdmissionWebhook (upstream
-apiserver/pkg/admission/plugin/webhook/{mutating,validating,request,errors}): AdmissionReview v1
-to each matching webhook of the stored configurations, with upstream's matching, failurePolicy,
+apiserver/pkg/admission/plugin/webhook/{mutating,validating,request,errors}): an AdmissionReview (v1, or
+v1beta1 for webhooks that list it first in admissionReviewVersions) to each matching webhook of the
+stored configurations, with upstream's matching, failurePolicy,
 dryRun, JSONPatch, reinvocation, warnings, audit annotations and error texts.
 
 Mutating webhooks run one after another (configurations by name, webhooks in order); validating
@@ -31,6 +32,8 @@ from kubegate.schema import type_error
 from kubegate.webhook.client import Backoff, WebhookClient, WebhookError, tls_context
 
 REVIEW_API_VERSION = "admission.k8s.io/v1"
+# The AdmissionReview versions kubegate speaks; configuration validation requires one of them.
+REVIEW_VERSIONS = ("v1", "v1beta1")
 DEFAULT_TIMEOUT = 10
 _NO_SIDE_EFFECTS_ON_DRY_RUN = ("None", "NoneOnDryRun")
 _OPTIONS_KIND = {CREATE: "CreateOptions", UPDATE: "UpdateOptions", DELETE: "DeleteOptions"}
@@ -45,6 +48,15 @@ class CallError(Exception):
 
     def __init__(self, webhook: str, reason: str) -> None:
         super().__init__(f"failed calling webhook {orjson.dumps(webhook).decode()}: {reason}")
+
+
+class UnsupportedPatch(ValueError):
+    """A v1beta1 response's patch of a type other than JSONPatch (the mutating dispatcher's own error)."""
+
+
+def review_version(versions: list[Any]) -> str | None:
+    """CreateAdmissionObjects: the first of the webhook's admissionReviewVersions that kubegate speaks."""
+    return next((v for v in versions if v in REVIEW_VERSIONS), None)
 
 
 def _d(v: Any) -> dict[str, Any]:
@@ -107,11 +119,13 @@ class Verdict:
     audit_annotations: dict[str, str]
 
 
-def verify_response(doc: dict[str, Any], uid: str, mutating: bool) -> Verdict:
-    """webhookrequest.VerifyAdmissionResponse for v1; ValueError with upstream's text."""
+def verify_response(doc: dict[str, Any], uid: str, mutating: bool, version: str = "v1") -> Verdict:
+    """webhookrequest.VerifyAdmissionResponse for the version sent; ValueError with upstream's text."""
     resp = doc.get("response")
     if not isinstance(resp, dict):
         raise ValueError("webhook response was absent")
+    if version == "v1beta1":
+        return _v1beta1_verdict(resp, mutating)
     got_uid = resp.get("uid") if isinstance(resp.get("uid"), str) else ""
     if got_uid != uid:
         raise ValueError(f"expected response.uid={orjson.dumps(uid).decode()}, got {orjson.dumps(got_uid).decode()}")
@@ -131,15 +145,32 @@ def verify_response(doc: dict[str, Any], uid: str, mutating: bool) -> Verdict:
         raise ValueError(f"webhook returned invalid response.patchType of {orjson.dumps(patch_type).decode()}")
     if raw_patch and not mutating:
         raise ValueError("validating webhook may not return response.patch")
-    patch: list[Any] | None = None
-    if raw_patch:
-        try:
-            decoded = orjson.loads(base64.b64decode(str(raw_patch), validate=True))
-        except (binascii.Error, orjson.JSONDecodeError, ValueError) as e:
-            raise ValueError(f"illegal patch data: {e}") from None
-        if not isinstance(decoded, list):
-            raise ValueError("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
-        patch = decoded
+    return _verdict(resp, _decode_patch(raw_patch) if raw_patch else None)
+
+
+def _v1beta1_verdict(resp: dict[str, Any], mutating: bool) -> Verdict:
+    """v1beta1 responses were never checked for uid, kind or patch/patchType pairing; a validating
+    webhook's patch is ignored and a mutating one's must be a JSONPatch."""
+    raw_patch = resp.get("patch") or ""
+    if not raw_patch or not mutating:
+        return _verdict(resp, None)
+    patch_type = str(resp.get("patchType") or "")
+    if patch_type != "JSONPatch":
+        raise UnsupportedPatch(f"unsupported patch type {orjson.dumps(patch_type).decode()}")
+    return _verdict(resp, _decode_patch(raw_patch))
+
+
+def _decode_patch(raw_patch: Any) -> list[Any]:
+    try:
+        decoded = orjson.loads(base64.b64decode(str(raw_patch), validate=True))
+    except (binascii.Error, orjson.JSONDecodeError, ValueError) as e:
+        raise ValueError(f"illegal patch data: {e}") from None
+    if not isinstance(decoded, list):
+        raise ValueError("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
+    return decoded
+
+
+def _verdict(resp: dict[str, Any], patch: list[Any] | None) -> Verdict:
     warnings = [w for w in _l(resp.get("warnings")) if isinstance(w, str) and w.isprintable()]
     annotations = {str(k): str(v) for k, v in _d(resp.get("auditAnnotations")).items()}
     return Verdict(bool(resp.get("allowed")), _d(resp.get("status")), patch, warnings, annotations)
@@ -268,8 +299,14 @@ class Dispatcher:
     async def call(self, hook: Hook, req: AdmissionRequest, matched: Resource, mutating: bool) -> Verdict:
         if req.dry_run and hook.spec.get("sideEffects") not in _NO_SIDE_EFFECTS_ON_DRY_RUN:
             raise errors.bad_request(f"admission webhook {orjson.dumps(hook.name).decode()} does not support dry run")
+        version = review_version(_l(hook.spec.get("admissionReviewVersions")))
+        if version is None:  # configuration validation keeps such webhooks out; stored ones predate it
+            raise CallError(hook.name, "could not create admission objects: webhook does not accept v1 or v1beta1 "
+                                       "AdmissionReview")
         uid = str(uuid.uuid4())
-        body = {"apiVersion": REVIEW_API_VERSION, "kind": "AdmissionReview", "request": review_request(req, uid, matched)}
+        # v1beta1's AdmissionRequest has the same fields as v1's.
+        body = {"apiVersion": f"admission.k8s.io/{version}", "kind": "AdmissionReview",
+                "request": review_request(req, uid, matched)}
         try:
             client = self._client(_d(hook.spec.get("clientConfig")))
             doc = await client.post(body, hook.timeout)
@@ -279,7 +316,9 @@ class Dispatcher:
         except Exception as e:  # a caBundle that is not PEM fails when the client is made
             raise CallError(hook.name, f"failed to call webhook: {e}") from None
         try:
-            return verify_response(doc, uid, mutating)
+            return verify_response(doc, uid, mutating, version)
+        except UnsupportedPatch as e:
+            raise CallError(hook.name, str(e)) from None
         except ValueError as e:
             raise CallError(hook.name, f"received invalid webhook response: {e}") from None
 

@@ -19,7 +19,13 @@ def new_uid() -> str:
 
 
 def random_suffix(n: int = 5) -> str:
-    return "".join(secrets.choice(_ALPHANUMS) for _ in range(n))
+    # One draw for all n characters: a pod create with the service-account volume makes two names.
+    value = secrets.randbelow(len(_ALPHANUMS) ** n)
+    out = []
+    for _ in range(n):
+        value, i = divmod(value, len(_ALPHANUMS))
+        out.append(_ALPHANUMS[i])
+    return "".join(out)
 
 
 def generate_name(base: str) -> str:

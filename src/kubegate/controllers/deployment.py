@@ -3,33 +3,38 @@
 The ReplicaSet for the current template is `<deployment>-<pod-template-hash>`, the hash also
 labelling the ReplicaSet, its selector and its pods. A template change creates a new ReplicaSet
 with the next `deployment.kubernetes.io/revision` and rolls over as upstream's rolling update
-does: the new one grows within maxSurge, old ones shrink while maxUnavailable allows. Pods never
-become available here (no kubelet), so a rollout proceeds exactly as far as upstream's arithmetic
-allows with unavailable pods, and the Available condition stays False. Old ReplicaSets beyond
-revisionHistoryLimit are deleted once scaled to zero.
+does: the new one grows within maxSurge, old ones shrink while maxUnavailable allows. Scaling a
+Deployment during a rollout (or while paused) spreads the change over the active ReplicaSets in
+proportion to their size (the desired-replicas/max-replicas annotations record the size each was
+last scaled for). A rollback (`kubectl rollout undo`) turns an old ReplicaSet into the new one under
+the next revision, keeping its former revisions in `revision-history`.
+
+Status follows syncRolloutStatus: Available against maxUnavailable, Progressing as the rollout
+moves, and ProgressDeadlineExceeded once no progress was seen for progressDeadlineSeconds. Pods
+never become available here (no kubelet), so a rollout exceeds its deadline; the deployment is
+re-synced when its deadline falls due, without waiting for an event, as upstream requeues it.
 """
 from __future__ import annotations
 
 import copy
-import math
+import time
 from typing import Any
 
 import orjson
 
 from kubegate.api import errors
 from kubegate.api.objects import now_rfc3339
+from kubegate.controllers import deployment_util as du
 from kubegate.controllers.client import ControllerClient
+from kubegate.controllers.deployment_util import (
+    HASH_LABEL, REVISION, new_rs_replicas, old_scale_down, replicas, revision, set_condition,
+)
+from kubegate.controllers.events import NORMAL, WARNING, has_cause, record
 from kubegate.controllers.replicaset import controller_ref, owner_ref
 from kubegate.controllers.workqueue import WorkQueue, run_informers
 from kubegate.server.informer import Informer
 
-HASH_LABEL = "pod-template-hash"
-REVISION = "deployment.kubernetes.io/revision"
-DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
-MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
-# Deployment annotations a ReplicaSet does not inherit (upstream skipCopyAnnotation).
-_NOT_COPIED = {"kubectl.kubernetes.io/last-applied-configuration", REVISION, "deployment.kubernetes.io/revision-history",
-               DESIRED_REPLICAS, MAX_REPLICAS, "deprecated.deployment.rollback.to"}
+COMPONENT = "deployment-controller"
 _SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
@@ -37,7 +42,7 @@ def template_hash(template: dict[str, Any], collision_count: int = 0) -> str:
     """FNV-32a over the template (canonical JSON here; upstream hashes its Go struct dump), plus the
     collision count, written as upstream's rand.SafeEncodeString of the decimal value."""
     h = 0x811C9DC5
-    data = orjson.dumps(template, option=orjson.OPT_SORT_KEYS)
+    data = orjson.dumps(_without_nulls(template), option=orjson.OPT_SORT_KEYS)
     if collision_count:
         data += str(collision_count).encode()
     for byte in data:
@@ -45,8 +50,19 @@ def template_hash(template: dict[str, Any], collision_count: int = 0) -> str:
     return "".join(_SAFE_ALPHABET[ord(c) % len(_SAFE_ALPHABET)] for c in str(h))
 
 
+def _without_nulls(value: Any) -> Any:
+    """The value as Go decodes it: a null field is the same as an absent one (kubectl rollout undo
+    sends the template's `creationTimestamp: null`)."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
 def _without_hash(template: dict[str, Any]) -> dict[str, Any]:
-    t = copy.deepcopy(template)
+    """The template compared by EqualIgnoreHash: without the hash label and without nulls."""
+    t = _without_nulls(template)
     labels = (t.get("metadata") or {}).get("labels")
     if labels is not None:
         labels.pop(HASH_LABEL, None)
@@ -55,99 +71,39 @@ def _without_hash(template: dict[str, Any]) -> dict[str, Any]:
     return t
 
 
-def scaled(value: Any, total: int, round_up: bool) -> int:
-    """intstr.GetScaledValueFromIntOrPercent."""
-    if isinstance(value, int):
-        return value
-    text = str(value)
-    if not text.endswith("%"):
-        return int(text)
-    exact = int(text[:-1]) * total / 100
-    return math.ceil(exact) if round_up else math.floor(exact)
+def find_new(d: dict[str, Any], sets: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """FindNewReplicaSet: the oldest ReplicaSet whose template equals the Deployment's, hash aside."""
+    want = _without_hash((d.get("spec") or {}).get("template") or {})
+    return next((rs for rs in sorted(sets, key=du.by_creation)
+                 if _without_hash((rs.get("spec") or {}).get("template") or {}) == want), None)
 
 
-def fenceposts(d: dict[str, Any]) -> tuple[int, int]:
-    """(maxSurge, maxUnavailable) as upstream ResolveFenceposts and MaxUnavailable resolve them."""
-    spec = d.get("spec") or {}
-    desired = int(spec.get("replicas", 1))
-    strategy = spec.get("strategy") or {}
-    if strategy.get("type") == "Recreate":
-        return 0, 0
-    ru = strategy.get("rollingUpdate") or {}
-    surge = scaled(ru.get("maxSurge", "25%"), desired, True)
-    unavailable = scaled(ru.get("maxUnavailable", "25%"), desired, False)
-    if surge == 0 and unavailable == 0:
-        unavailable = 1
-    return surge, min(unavailable, desired)
+def is_scaling_event(d: dict[str, Any], new_rs: dict[str, Any] | None, old: list[dict[str, Any]]) -> bool:
+    """isScalingEvent: an active ReplicaSet was last scaled for another Deployment size."""
+    for rs in du.active(old + ([new_rs] if new_rs is not None else [])):
+        want = (rs["metadata"].get("annotations") or {}).get(du.DESIRED_REPLICAS)
+        if want is not None and want.lstrip("-").isdigit() and int(want) != du.desired(d):
+            return True
+    return False
 
 
-def _replicas(rs: dict[str, Any]) -> int:
-    return int((rs.get("spec") or {}).get("replicas", 0))
-
-
-def _status_int(obj: dict[str, Any], key: str) -> int:
-    return int((obj.get("status") or {}).get(key, 0))
-
-
-def _revision(rs: dict[str, Any]) -> int:
-    try:
-        return int((rs["metadata"].get("annotations") or {}).get(REVISION, "0"))
-    except ValueError:
-        return 0
-
-
-def set_condition(status: dict[str, Any], ctype: str, cstatus: str, reason: str, message: str, now: str) -> None:
-    """Upstream SetDeploymentCondition: unchanged status and reason keep the condition; otherwise it
-    is replaced (keeping lastTransitionTime when only the reason changed) and moves to the end."""
-    conditions = status.get("conditions") or []
-    current = next((c for c in conditions if c["type"] == ctype), None)
-    if current is not None and current["status"] == cstatus and current["reason"] == reason:
-        return
-    transition = current["lastTransitionTime"] if current is not None and current["status"] == cstatus else now
-    cond = {"type": ctype, "status": cstatus, "lastUpdateTime": now, "lastTransitionTime": transition,
-            "reason": reason, "message": message}
-    status["conditions"] = [c for c in conditions if c["type"] != ctype] + [cond]
-
-
-def new_rs_replicas(d: dict[str, Any], all_rs: list[dict[str, Any]], new_rs: dict[str, Any]) -> int:
-    """Upstream NewRSNewReplicas."""
-    desired = int((d.get("spec") or {}).get("replicas", 1))
-    if ((d.get("spec") or {}).get("strategy") or {}).get("type") == "Recreate":
-        return desired
-    surge, _ = fenceposts(d)
-    current = sum(_replicas(rs) for rs in all_rs)
-    if current >= desired + surge:
-        return _replicas(new_rs)
-    return _replicas(new_rs) + min(desired + surge - current, max(desired - _replicas(new_rs), 0))
-
-
-def old_scale_down(d: dict[str, Any], all_rs: list[dict[str, Any]], old: list[dict[str, Any]],
-                   new_rs: dict[str, Any]) -> dict[str, int]:
-    """Upstream reconcileOldReplicaSets for unavailable pods: old ReplicaSet name -> new replicas."""
-    if not sum(_replicas(rs) for rs in old):
-        return {}
-    desired = int((d.get("spec") or {}).get("replicas", 1))
-    _, max_unavailable = fenceposts(d)
-    all_pods = sum(_replicas(rs) for rs in all_rs)
-    new_unavailable = _replicas(new_rs) - _status_int(new_rs, "availableReplicas")
-    budget = all_pods - (desired - max_unavailable) - new_unavailable
-    out: dict[str, int] = {}
-    for rs in sorted(old, key=lambda r: (r["metadata"].get("creationTimestamp", ""), r["metadata"]["name"])):
-        if budget <= 0:
-            break
-        unhealthy = _replicas(rs) - _status_int(rs, "availableReplicas")
-        if _replicas(rs) == 0 or unhealthy <= 0:
-            continue
-        down = min(budget, unhealthy)
-        out[rs["metadata"]["name"]] = _replicas(rs) - down
-        budget -= down
-    return out
+def cleanable(d: dict[str, Any], old: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """cleanupDeployment: of the live old ReplicaSets beyond revisionHistoryLimit (lowest revisions
+    first), those that are empty and observed."""
+    limit = (d.get("spec") or {}).get("revisionHistoryLimit")
+    if limit is None:
+        return []
+    alive = sorted((rs for rs in old if not rs["metadata"].get("deletionTimestamp")),
+                   key=lambda rs: (revision(rs), *du.by_creation(rs)))
+    return [rs for rs in alive[:max(len(alive) - int(limit), 0)]
+            if not replicas(rs) and not du.status_int(rs, "replicas")
+            and int(rs["metadata"].get("generation", 0)) <= du.status_int(rs, "observedGeneration")]
 
 
 class DeploymentController:
     def __init__(self, client: ControllerClient) -> None:
         self.client = client
-        self.queue: WorkQueue[tuple[str, str]] = WorkQueue("deployment-controller")
+        self.queue: WorkQueue[tuple[str, str]] = WorkQueue(COMPONENT)
         self.informers = [Informer(client.registry("deployments").cache, self._on_deployment),
                           Informer(client.registry("replicasets").cache, self._on_replicaset)]
 
@@ -172,177 +128,238 @@ class DeploymentController:
                 if (controller_ref(rs) or {}).get("uid") == uid]
 
     async def sync(self, key: tuple[str, str]) -> bool:
+        """syncDeployment."""
         ns, name = key
-        d = self.client.cached("deployments", ns, name)
-        if d is None or d["metadata"].get("deletionTimestamp"):
+        cached = self.client.cached("deployments", ns, name)
+        if cached is None:
             return True
-        spec = d.get("spec") or {}
-        all_rs = self._owned(d)
-        template = spec.get("template") or {}
-        new_rs = next((rs for rs in all_rs if _without_hash((rs.get("spec") or {}).get("template") or {})
-                       == _without_hash(template)), None)
-        old = [rs for rs in all_rs if rs is not new_rs]
-        status = copy.deepcopy(d.get("status") or {})
-        now = now_rfc3339()
-        revision = max((_revision(rs) for rs in old), default=0) + 1
-        recreate = (spec.get("strategy") or {}).get("type") == "Recreate"
-        if spec.get("paused"):
-            await self._write_status(d, status, all_rs, new_rs, now)
+        d = copy.deepcopy(cached)
+        rs_list = self._owned(d)
+        new_rs, old, d = await self._replica_sets(d, rs_list, create=False)
+        if d["metadata"].get("deletionTimestamp"):
+            await self._save_status(d, du.calculate_status(d, _all(old, new_rs), new_rs, now_rfc3339()))
             return True
-        if recreate and any(_replicas(rs) or _status_int(rs, "replicas") for rs in old):
-            # Recreate: the old pods go entirely before the new ReplicaSet is created or scaled up.
-            for rs in old:
-                if _replicas(rs):
-                    await self._scale(d, rs, 0)
-            await self._write_status(d, status, all_rs, new_rs, now)
-            return True
-        if new_rs is None:
-            new_rs, collision = await self._create_rs(d, all_rs, revision, int(status.get("collisionCount", 0)))
-            if collision:
-                status["collisionCount"] = collision
-            set_condition(status, "Progressing", "True", "NewReplicaSetCreated",
-                          f'Created new replica set "{new_rs["metadata"]["name"]}"', now)
-            all_rs.append(new_rs)
+        paused = du.paused_condition(d, now_rfc3339())
+        if paused is not None:
+            d = await self._save_status(d, paused)
+        if (d.get("spec") or {}).get("paused") or is_scaling_event(d, new_rs, old):
+            await self._sync(d, new_rs, old)
+        elif du.is_recreate(d):
+            await self._rollout_recreate(d, rs_list, new_rs, old)
         else:
-            new_rs = await self._sync_revision(d, new_rs, revision)
-        target = new_rs_replicas(d, all_rs, new_rs)
-        desired = int(spec.get("replicas", 1))
-        if _replicas(new_rs) > desired:
-            target = desired
-        if target != _replicas(new_rs):
-            new_rs = await self._scale(d, new_rs, target)
-            all_rs = [new_rs if rs["metadata"]["uid"] == new_rs["metadata"]["uid"] else rs for rs in all_rs]
-        down = {} if recreate else old_scale_down(d, all_rs, old, new_rs)
-        for rs in old:
-            if rs["metadata"]["name"] in down:
-                await self._scale(d, rs, down[rs["metadata"]["name"]])
-        await self._cleanup(d, old)
-        if (d["metadata"].get("annotations") or {}).get(REVISION) != str(_revision(new_rs)):
-            d = (await self.client.update("deployments", ns, name, lambda cur: _annotated(cur, REVISION, str(_revision(new_rs))))).obj
-        await self._write_status(d, status, self._owned(d), new_rs, now)
+            await self._rollout_rolling(d, rs_list, new_rs, old)
         return True
 
-    def _rs_annotations(self, d: dict[str, Any], revision: int | None, existing: dict[str, str]) -> dict[str, str]:
-        out = dict(existing)
-        out.update({k: v for k, v in (d["metadata"].get("annotations") or {}).items() if k not in _NOT_COPIED})
-        desired = int((d.get("spec") or {}).get("replicas", 1))
-        surge, _ = fenceposts(d)
-        out[DESIRED_REPLICAS] = str(desired)
-        out[MAX_REPLICAS] = str(desired + surge)
-        if revision is not None:
-            out[REVISION] = str(revision)
-        return out
+    # -- the ReplicaSets -------------------------------------------------------------------------
 
-    async def _create_rs(self, d: dict[str, Any], all_rs: list[dict[str, Any]], revision: int,
-                         collision: int) -> tuple[dict[str, Any], int]:
-        ns = d["metadata"]["namespace"]
+    async def _replica_sets(self, d: dict[str, Any], rs_list: list[dict[str, Any]], create: bool
+                            ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], dict[str, Any]]:
+        """getAllReplicaSetsAndSyncRevision: (new, old, deployment) with the new set's annotations and
+        the Deployment's revision brought up to date; the new set is created when `create` asks."""
+        new_rs = find_new(d, rs_list)
+        old = [rs for rs in rs_list if rs is not new_rs]
+        new_revision = max((revision(rs) for rs in old), default=0) + 1
+        if new_rs is not None:
+            current = new_rs["metadata"].get("annotations") or {}
+            annotations = du.new_rs_annotations(d, current, new_revision, exists=True)
+            min_ready = (d.get("spec") or {}).get("minReadySeconds", 0)
+            if annotations != current or (new_rs.get("spec") or {}).get("minReadySeconds", 0) != min_ready:
+                def sync_rs(cur: dict[str, Any]) -> dict[str, Any]:
+                    cur["metadata"]["annotations"] = annotations
+                    cur["spec"]["minReadySeconds"] = min_ready
+                    return cur
+                new_rs = (await self.client.update("replicasets", new_rs["metadata"]["namespace"],
+                                                   new_rs["metadata"]["name"], sync_rs)).obj
+                return new_rs, old, d  # the next sync copies the revision to the Deployment
+            status = copy.deepcopy(d.get("status") or {})
+            if du.has_progress_deadline(d) and du.get_condition(status, "Progressing") is None:
+                set_condition(status, "Progressing", "True", du.FOUND_NEW_RS,
+                              f'Found new replica set "{new_rs["metadata"]["name"]}"', now_rfc3339())
+            d = await self._save(d, (new_rs["metadata"].get("annotations") or {}).get(REVISION), status)
+            return new_rs, old, d
+        if not create:
+            return None, old, d
+        created, d = await self._create_rs(d, old, new_revision)
+        return created, old, d
+
+    async def _create_rs(self, d: dict[str, Any], old: list[dict[str, Any]], new_revision: int
+                         ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """getNewReplicaSet's create: a hash collision with a foreign ReplicaSet bumps collisionCount
+        and returns None (the status change requeues the Deployment)."""
+        m = d["metadata"]
         spec = d.get("spec") or {}
-        while True:
-            h = template_hash(spec.get("template") or {}, collision)
-            name = f'{d["metadata"]["name"]}-{h}'
-            template = copy.deepcopy(spec.get("template") or {})
-            template.setdefault("metadata", {}).setdefault("labels", {})[HASH_LABEL] = h
-            selector = copy.deepcopy(spec.get("selector") or {})
-            selector.setdefault("matchLabels", {})[HASH_LABEL] = h
-            rs_spec: dict[str, Any] = {"replicas": 0, "selector": selector, "template": template}
-            if spec.get("minReadySeconds"):
-                rs_spec["minReadySeconds"] = spec["minReadySeconds"]
-            rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                  "metadata": {"name": name, "labels": dict(template["metadata"]["labels"]),
-                               "annotations": self._rs_annotations(d, revision, {}),
-                               "ownerReferences": [owner_ref(d)]},
-                  "spec": rs_spec}
-            rs["spec"]["replicas"] = new_rs_replicas(d, all_rs, rs)
-            try:
-                return (await self.client.create("replicasets", rs, ns)).obj, collision
-            except errors.StatusError as e:
-                if e.reason != "AlreadyExists":
-                    raise
-            existing = self.client.cached("replicasets", ns, name)
-            if existing is not None and (controller_ref(existing) or {}).get("uid") == d["metadata"]["uid"] \
-                    and _without_hash(existing["spec"]["template"]) == _without_hash(spec.get("template") or {}):
-                return existing, collision
-            collision += 1  # a hash collision with someone else's ReplicaSet: upstream bumps collisionCount
+        collision = int((d.get("status") or {}).get("collisionCount", 0))
+        h = template_hash(spec.get("template") or {}, collision)
+        template = copy.deepcopy(spec.get("template") or {})
+        template.setdefault("metadata", {}).setdefault("labels", {})[HASH_LABEL] = h
+        selector = copy.deepcopy(spec.get("selector") or {})
+        selector.setdefault("matchLabels", {})[HASH_LABEL] = h
+        rs: dict[str, Any] = {
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": f'{m["name"]}-{h}', "labels": dict(template["metadata"]["labels"]),
+                         "ownerReferences": [owner_ref(d)]},
+            "spec": {"replicas": 0, "minReadySeconds": spec.get("minReadySeconds", 0), "selector": selector,
+                     "template": template}}
+        rs["spec"]["replicas"] = new_rs_replicas(d, [*old, rs], rs)
+        rs["metadata"]["annotations"] = du.new_rs_annotations(d, {}, new_revision, exists=False)
+        status = copy.deepcopy(d.get("status") or {})
+        now = now_rfc3339()
+        try:
+            created = (await self.client.create("replicasets", rs, m["namespace"])).obj
+        except errors.StatusError as e:
+            if e.reason == "AlreadyExists":
+                existing = self.client.cached("replicasets", m["namespace"], rs["metadata"]["name"])
+                if existing is not None and (controller_ref(existing) or {}).get("uid") == m["uid"] \
+                        and _without_hash(existing["spec"]["template"]) == _without_hash(spec.get("template") or {}):
+                    return existing, await self._save(d, str(new_revision), status)
+                status["collisionCount"] = collision + 1
+                return None, await self._save_status(d, status)
+            if has_cause(e, "NamespaceTerminating"):
+                raise
+            msg = f'Failed to create new replica set "{rs["metadata"]["name"]}": {e.message}'
+            if du.has_progress_deadline(d):
+                set_condition(status, "Progressing", "False", du.FAILED_RS_CREATE, msg, now)
+                await self._save_status(d, status)
+            await record(self.client, d, WARNING, du.FAILED_RS_CREATE, msg, COMPONENT)
+            raise
+        if replicas(created):
+            await record(self.client, d, NORMAL, "ScalingReplicaSet",
+                         f'Scaled up replica set {created["metadata"]["name"]} from 0 to {replicas(created)}', COMPONENT)
+        if du.has_progress_deadline(d):
+            set_condition(status, "Progressing", "True", du.NEW_RS_CREATED,
+                          f'Created new replica set "{created["metadata"]["name"]}"', now)
+        return created, await self._save(d, str(new_revision), status)
 
-    async def _sync_revision(self, d: dict[str, Any], rs: dict[str, Any], revision: int) -> dict[str, Any]:
-        annotations = rs["metadata"].get("annotations") or {}
-        want = self._rs_annotations(d, revision if _revision(rs) < revision else None, annotations)
-        if want == annotations:
+    async def _scale(self, d: dict[str, Any], rs: dict[str, Any], size: int, operation: str | None = None
+                     ) -> dict[str, Any]:
+        """scaleReplicaSet: the size and the replicas annotations, with a ScalingReplicaSet event.
+        Without `operation` (scaleReplicaSetAndRecordEvent) a set already of that size is left alone."""
+        annotations = {**(rs["metadata"].get("annotations") or {}), **du.replicas_annotations(d)}
+        before = replicas(rs)
+        if before == size and (operation is None or annotations == (rs["metadata"].get("annotations") or {})):
             return rs
-        return (await self.client.update("replicasets", rs["metadata"]["namespace"], rs["metadata"]["name"],
-                                         lambda cur: _with_annotations(cur, want))).obj
-
-    async def _scale(self, d: dict[str, Any], rs: dict[str, Any], replicas: int) -> dict[str, Any]:
-        annotations = self._rs_annotations(d, None, rs["metadata"].get("annotations") or {})
 
         def scale(cur: dict[str, Any]) -> dict[str, Any]:
-            cur["spec"]["replicas"] = replicas
-            return _with_annotations(cur, annotations)
-        return (await self.client.update("replicasets", rs["metadata"]["namespace"], rs["metadata"]["name"], scale)).obj
+            cur["spec"]["replicas"] = size
+            cur["metadata"]["annotations"] = {**(cur["metadata"].get("annotations") or {}), **du.replicas_annotations(d)}
+            return cur
+        updated = (await self.client.update("replicasets", rs["metadata"]["namespace"], rs["metadata"]["name"],
+                                            scale)).obj
+        if before != size:
+            direction = operation or ("up" if before < size else "down")
+            await record(self.client, d, NORMAL, "ScalingReplicaSet",
+                         f'Scaled {direction} replica set {rs["metadata"]["name"]} from {before} to {size}', COMPONENT)
+        return updated
 
     async def _cleanup(self, d: dict[str, Any], old: list[dict[str, Any]]) -> None:
-        """Upstream cleanupDeployment: the oldest empty old ReplicaSets beyond revisionHistoryLimit go."""
-        limit = int((d.get("spec") or {}).get("revisionHistoryLimit", 10))
-        excess = len(old) - limit
-        for rs in sorted(old, key=_revision):
-            if excess <= 0:
-                break
-            if _replicas(rs) or _status_int(rs, "replicas") or rs["metadata"].get("deletionTimestamp"):
-                continue
+        for rs in cleanable(d, old):
             try:
                 await self.client.delete("replicasets", rs["metadata"]["namespace"], rs["metadata"]["name"],
                                          {"preconditions": {"uid": rs["metadata"]["uid"]}})
             except errors.StatusError as e:
                 if e.code not in (404, 409):
                     raise
-            excess -= 1
 
-    async def _write_status(self, d: dict[str, Any], status: dict[str, Any], all_rs: list[dict[str, Any]],
-                            new_rs: dict[str, Any] | None, now: str) -> None:
-        """Upstream calculateStatus then syncRolloutStatus (without the progress deadline)."""
-        spec = d.get("spec") or {}
-        desired = int(spec.get("replicas", 1))
-        previous = d.get("status") or {}
-        available = sum(_status_int(rs, "availableReplicas") for rs in all_rs)
-        counts = {"replicas": sum(_status_int(rs, "replicas") for rs in all_rs),
-                  "updatedReplicas": _status_int(new_rs, "replicas") if new_rs else 0,
-                  "readyReplicas": sum(_status_int(rs, "readyReplicas") for rs in all_rs),
-                  "availableReplicas": available,
-                  "unavailableReplicas": max(desired - available, 0)}
-        new: dict[str, Any] = {"observedGeneration": d["metadata"].get("generation", 0)}
-        new.update({k: v for k, v in counts.items() if v})
-        if status.get("collisionCount"):
-            new["collisionCount"] = status["collisionCount"]
-        if status.get("conditions"):
-            new["conditions"] = status["conditions"]
-        _, max_unavailable = fenceposts(d)
-        if available >= desired - max_unavailable:
-            set_condition(new, "Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.", now)
-        else:
-            set_condition(new, "Available", "False", "MinimumReplicasUnavailable",
-                          "Deployment does not have minimum availability.", now)
-        if new_rs is not None and not spec.get("paused"):
-            rs_name = new_rs["metadata"]["name"]
-            if counts["updatedReplicas"] == desired and counts["replicas"] == desired and available == desired:
-                set_condition(new, "Progressing", "True", "NewReplicaSetAvailable",
-                              f'ReplicaSet "{rs_name}" has successfully progressed.', now)
-            elif (counts["updatedReplicas"] > int(previous.get("updatedReplicas", 0))
-                  or counts["replicas"] < int(previous.get("replicas", 0))
-                  or counts["readyReplicas"] > int(previous.get("readyReplicas", 0))
-                  or available > int(previous.get("availableReplicas", 0))):
-                set_condition(new, "Progressing", "True", "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.', now)
-        if new == previous:
+    # -- the strategies --------------------------------------------------------------------------
+
+    async def _sync(self, d: dict[str, Any], new_rs: dict[str, Any] | None, old: list[dict[str, Any]]) -> None:
+        """sync: scaling events and paused Deployments (scale, clean up when paused, status)."""
+        only = du.find_active_or_latest(new_rs, old)
+        if only is not None:
+            if replicas(only) != du.desired(d):
+                await self._scale(d, only, du.desired(d))
+        elif du.is_saturated(d, new_rs):
+            for rs in du.active(old):
+                await self._scale(d, rs, 0)
+        elif not du.is_recreate(d):
+            sizes = du.proportional_sizes(d, new_rs, old)
+            change = sum(size - replicas(rs) for rs, size in sizes)
+            operation = "up" if change > 0 else "down" if change < 0 else ""
+            for rs, size in sizes:
+                await self._scale(d, rs, size, operation)
+        if (d.get("spec") or {}).get("paused"):
+            await self._cleanup(d, old)
+        await self._save_status(d, du.calculate_status(d, _all(old, new_rs), new_rs, now_rfc3339()))
+
+    async def _rollout_rolling(self, d: dict[str, Any], rs_list: list[dict[str, Any]],
+                               new_rs: dict[str, Any] | None, old: list[dict[str, Any]]) -> None:
+        if new_rs is None:
+            new_rs, old, d = await self._replica_sets(d, rs_list, create=True)
+            if new_rs is None:
+                return
+        all_rs = _all(old, new_rs)
+        scaled = False
+        want = du.desired(d)
+        if replicas(new_rs) != want:  # reconcileNewReplicaSet
+            target = want if replicas(new_rs) > want else new_rs_replicas(d, all_rs, new_rs)
+            scaled = target != replicas(new_rs)
+            if scaled:
+                await self._scale(d, new_rs, target)
+        if not scaled:  # reconcileOldReplicaSets
+            down = old_scale_down(d, all_rs, du.active(old), new_rs)
+            for rs in old:
+                if rs["metadata"]["name"] in down:
+                    await self._scale(d, rs, down[rs["metadata"]["name"]])
+            if not down and du.deployment_complete(d, d.get("status") or {}):
+                await self._cleanup(d, old)
+        await self._sync_rollout_status(d, all_rs, new_rs)
+
+    async def _rollout_recreate(self, d: dict[str, Any], rs_list: list[dict[str, Any]],
+                                new_rs: dict[str, Any] | None, old: list[dict[str, Any]]) -> None:
+        """rolloutRecreate: the old pods go entirely before the new ReplicaSet is created or scaled up."""
+        scaled_down = False
+        for rs in du.active(old):
+            await self._scale(d, rs, 0)
+            scaled_down = True
+        if scaled_down or any(du.status_int(rs, "replicas") for rs in old):
+            await self._sync_rollout_status(d, _all(old, new_rs), new_rs)
             return
+        if new_rs is None:
+            new_rs, old, d = await self._replica_sets(d, rs_list, create=True)
+            if new_rs is None:
+                return
+        if replicas(new_rs) != du.desired(d):
+            await self._scale(d, new_rs, du.desired(d))
+        if du.deployment_complete(d, d.get("status") or {}):
+            await self._cleanup(d, old)
+        await self._sync_rollout_status(d, _all(old, new_rs), new_rs)
+
+    # -- the Deployment's status -----------------------------------------------------------------
+
+    async def _sync_rollout_status(self, d: dict[str, Any], all_rs: list[dict[str, Any]],
+                                   new_rs: dict[str, Any] | None) -> None:
+        """syncRolloutStatus, then requeueStuckDeployment when nothing changed: the deadline is
+        checked again when it falls due."""
+        status = du.rollout_status(d, all_rs, new_rs, now_rfc3339(), time.time())
+        if status != (d.get("status") or {}):
+            await self._save_status(d, status)
+            return
+        after = du.requeue_after(d, status, time.time())
+        if after is not None:
+            self.queue.add_after((d["metadata"]["namespace"], d["metadata"]["name"]), after)
+
+    async def _save(self, d: dict[str, Any], rev: str | None, status: dict[str, Any]) -> dict[str, Any]:
+        """SetDeploymentRevision and the status, as upstream's one UpdateStatus writes them."""
         m = d["metadata"]
-        await self.client.update("deployments", m["namespace"], m["name"], lambda cur: dict(cur, status=new),
-                                 subresource="status")
+        if rev is not None and (m.get("annotations") or {}).get(REVISION) != rev:
+            def annotate(cur: dict[str, Any]) -> dict[str, Any]:
+                cur["metadata"]["annotations"] = {**(cur["metadata"].get("annotations") or {}), REVISION: rev}
+                return cur
+            d = (await self.client.update("deployments", m["namespace"], m["name"], annotate)).obj
+        return await self._save_status(d, status)
+
+    async def _save_status(self, d: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+        if status == (d.get("status") or {}):
+            return d
+        m = d["metadata"]
+        try:
+            return (await self.client.update("deployments", m["namespace"], m["name"],
+                                             lambda cur: dict(cur, status=status), subresource="status")).obj
+        except errors.StatusError as e:
+            if e.code != 404:  # deleted meanwhile
+                raise
+            return d
 
 
-def _with_annotations(obj: dict[str, Any], annotations: dict[str, str]) -> dict[str, Any]:
-    obj["metadata"]["annotations"] = annotations
-    return obj
-
-
-def _annotated(obj: dict[str, Any], key: str, value: str) -> dict[str, Any]:
-    obj["metadata"]["annotations"] = {**(obj["metadata"].get("annotations") or {}), key: value}
-    return obj
+def _all(old: list[dict[str, Any]], new_rs: dict[str, Any] | None) -> list[dict[str, Any]]:
+    return old + ([new_rs] if new_rs is not None else [])

@@ -1,15 +1,24 @@
 """The garbage collector (upstream pkg/controller/garbagecollector), following every served kind.
 
 A graph of ownerReferences is kept from the watch caches. An object whose owners are all gone is
-deleted (background); a gone owner is dropped from an object that still has a live one. An owner
-deleted with propagation Foreground carries the `foregroundDeletion` finalizer: its dependents
-are deleted first and the finalizer is removed once no dependent with `blockOwnerDeletion` is
-left. An owner deleted with propagation Orphan carries the `orphan` finalizer: its dependents lose
-their reference to it, then the finalizer is removed. Absence of an owner is confirmed at the
-store's current revision (upstream's live GET) before anything is deleted.
+deleted (background); a gone owner is dropped from an object that still has a live one, and so is
+an owner waiting on its dependents (deleted with propagation Foreground), so that owner is not held
+by an object that outlives it. Such an owner carries the `foregroundDeletion` finalizer: all its
+dependents are deleted, and the finalizer is removed once no dependent with `blockOwnerDeletion`
+is left; a dependent with blockOwnerDeletion false is deleted without holding it. A dependent that
+itself has dependents is deleted in the foreground too, and when one of those is also waiting on
+its own dependents, its blocking references are first unblocked (blockOwnerDeletion=false), as
+upstream breaks such cycles. An owner deleted with propagation Orphan carries the `orphan`
+finalizer: its dependents lose their reference to it, then the finalizer is removed.
+
+An owner is looked up in its dependent's namespace: a reference to an object of another namespace
+names an absent owner, and the dependent gets upstream's OwnerRefInvalidNamespace warning event. A
+cluster-scoped object naming a namespaced owner is left alone. Absence of an owner is confirmed at
+the store's current revision (upstream's live GET) before anything is deleted.
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,11 +26,13 @@ from typing import Any
 from kubegate.api import errors
 from kubegate.api.registry import ResourceRegistry
 from kubegate.controllers.client import ControllerClient
+from kubegate.controllers.events import WARNING, record
 from kubegate.controllers.workqueue import WorkQueue, run_informers
 from kubegate.server.informer import Informer
 
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
+COMPONENT = "garbage-collector-controller"
 
 
 @dataclass
@@ -50,6 +61,21 @@ def without_owners(obj: dict[str, Any], uids: set[str]) -> dict[str, Any]:
     return obj
 
 
+def unblocked(obj: dict[str, Any]) -> dict[str, Any]:
+    """unblockOwnerReferences: every blocking owner reference set to blockOwnerDeletion false."""
+    refs = obj["metadata"].get("ownerReferences") or []
+    obj["metadata"]["ownerReferences"] = [dict(r, blockOwnerDeletion=False) if r.get("blockOwnerDeletion") else r
+                                          for r in refs]
+    return obj
+
+
+def invalid_namespace_message(ref: dict[str, Any], namespace: str) -> str:
+    """reportInvalidNamespaceOwnerRef's message (objectReference.String of the owner, in the
+    dependent's namespace)."""
+    return (f"ownerRef [{ref.get('apiVersion', '')}/{ref.get('kind', '')}, namespace: {namespace}, "
+            f"name: {ref.get('name', '')}, uid: {ref.get('uid', '')}] does not exist in namespace \"{namespace}\"")
+
+
 def without_finalizer(obj: dict[str, Any], finalizer: str) -> dict[str, Any]:
     fins = [f for f in obj["metadata"].get("finalizers") or () if f != finalizer]
     if fins:
@@ -69,6 +95,7 @@ class GarbageCollector:
         for plural in plurals:
             r = client.registry(plural).resource
             self.kinds.setdefault((r.group, r.kind), client.registry(plural))
+        self.invalid: dict[str, set[str]] = {}  # dependent uid -> owner uids of another namespace, to report
         self.queue: WorkQueue[tuple[str, str]] = WorkQueue("garbage-collector")
         self.informers = [Informer(client.registry(p).cache, self._handler(p)) for p in plurals]
 
@@ -97,16 +124,31 @@ class GarbageCollector:
                 self.queue.add(("delete", ref.get("uid", "")))  # a foreground owner may be unblocked
             return
         owners = tuple(m.get("ownerReferences") or ())
-        self.nodes[uid] = Node(plural, m.get("namespace"), m["name"], owners)
+        node = self.nodes[uid] = Node(plural, m.get("namespace"), m["name"], owners)
+        known = {r.get("uid") for r in previous.owners} if previous else set()
         for ref in owners:
             self.dependents.setdefault(ref.get("uid", ""), set()).add(uid)
             self.queue.add(("delete", ref.get("uid", "")))  # a foreground owner re-checks its blockers
+            owner = self.nodes.get(ref.get("uid", ""))
+            if ref.get("uid") not in known and owner is not None:
+                self._check_namespace(node, uid, owner, ref.get("uid", ""))
+        if previous is None and m.get("namespace"):
+            for dep in self.dependents.get(uid, ()):  # dependents seen before their owner
+                if dep in self.nodes:
+                    self._check_namespace(self.nodes[dep], dep, node, uid)
         if owners:
             self.queue.add(("delete", uid))
         if _deleting_with(obj, FOREGROUND):
             self.queue.add(("delete", uid))
         if _deleting_with(obj, ORPHAN):
             self.queue.add(("orphan", uid))
+
+    def _check_namespace(self, dep: Node, dep_uid: str, owner: Node, owner_uid: str) -> None:
+        """A namespaced owner observed in another namespace than its dependent: reported once per
+        new reference (the dependent is then treated as having no such owner)."""
+        if owner.namespace and owner.namespace != dep.namespace:
+            self.invalid.setdefault(dep_uid, set()).add(owner_uid)
+            self.queue.add(("report", dep_uid))
 
     def _live(self, uid: str) -> dict[str, Any] | None:
         node = self.nodes.get(uid)
@@ -140,6 +182,8 @@ class GarbageCollector:
             return True
         if action == "orphan":
             return await self._orphan_dependents(uid, obj)
+        if action == "report":
+            return await self._report_invalid_namespace(uid, obj)
         if obj["metadata"].get("deletionTimestamp"):
             if _deleting_with(obj, FOREGROUND):
                 return await self._delete_dependents(uid, obj)
@@ -147,33 +191,48 @@ class GarbageCollector:
         return await self._attempt_to_delete(uid, obj)
 
     async def _attempt_to_delete(self, uid: str, obj: dict[str, Any]) -> bool:
+        """attemptToDeleteItem for an object not being deleted."""
         m = obj["metadata"]
         refs = m.get("ownerReferences") or []
         if not refs:
             return True
         node = self.nodes[uid]
         dangling: set[str] = set()
-        waiting = solid = 0
+        waiting: set[str] = set()
+        solid = 0
         for ref in refs:
-            if (_group(ref.get("apiVersion", "")), ref.get("kind", "")) not in self.kinds:
+            reg = self.kinds.get((_group(ref.get("apiVersion", "")), ref.get("kind", "")))
+            if reg is None:
                 solid += 1  # a kind kubegate does not serve: never treated as gone
                 continue
+            if not m.get("namespace") and reg.resource.namespaced:
+                return True  # a cluster-scoped object cannot have a namespaced owner; retrying cannot help
             owner = await self._owner(ref, m.get("namespace"))
             if owner is None:
                 dangling.add(ref.get("uid", ""))
             elif _deleting_with(owner, FOREGROUND):
-                waiting += 1
+                waiting.add(ref.get("uid", ""))
             else:
                 solid += 1
         if solid:
-            if dangling:
-                await self._update(node, lambda cur: without_owners(cur, dangling))
+            # Still owned: drop the gone owners and those waiting on their dependents, which this
+            # object would otherwise hold.
+            if dangling or waiting:
+                await self._update(node, lambda cur: without_owners(cur, dangling | waiting))
             return True
-        # No live owner left: delete, in the foreground when an owner waits on this object's own
-        # dependents (upstream avoids the deadlock the same way).
-        policy = "Foreground" if waiting and self.dependents.get(uid) else "Background"
-        if ORPHAN in (m.get("finalizers") or ()):
+        if waiting and self.dependents.get(uid):
+            # An owner waits on this object, which has dependents of its own: delete it in the
+            # foreground too, unblocking its references first when a dependent also waits (a cycle).
+            if any((dep := self._live(d)) is not None and _deleting_with(dep, FOREGROUND)
+                   for d in self.dependents[uid]):
+                await self._update(node, unblocked)
+            policy = "Foreground"
+        elif ORPHAN in (m.get("finalizers") or ()):
             policy = "Orphan"
+        elif FOREGROUND in (m.get("finalizers") or ()):
+            policy = "Foreground"
+        else:
+            policy = "Background"
         try:
             await self.client.delete(node.plural, node.namespace, node.name,
                                      {"propagationPolicy": policy, "preconditions": {"uid": uid}})
@@ -183,6 +242,7 @@ class GarbageCollector:
         return True
 
     async def _delete_dependents(self, uid: str, owner: dict[str, Any]) -> bool:
+        """processDeletingDependentsItem: the finalizer goes once no dependent blocks the owner."""
         blocking = 0
         for dep_uid in list(self.dependents.get(uid, ())):
             dep = self._live(dep_uid)
@@ -195,6 +255,18 @@ class GarbageCollector:
                 self.queue.add(("delete", dep_uid))
         if not blocking:
             await self._update(self.nodes[uid], lambda cur: without_finalizer(cur, FOREGROUND))
+        return True
+
+    async def _report_invalid_namespace(self, uid: str, obj: dict[str, Any]) -> bool:
+        namespace = obj["metadata"].get("namespace") or ""
+        for owner_uid in sorted(self.invalid.pop(uid, ())):
+            ref = next((r for r in obj["metadata"].get("ownerReferences") or () if r.get("uid") == owner_uid), None)
+            if ref is not None:
+                subject = copy.deepcopy(obj)
+                subject["metadata"].pop("resourceVersion", None)  # upstream's reference names no version
+                await record(self.client, subject, WARNING, "OwnerRefInvalidNamespace",
+                             invalid_namespace_message(ref, namespace), COMPONENT)
+        self.queue.add(("delete", uid))
         return True
 
     async def _orphan_dependents(self, uid: str, owner: dict[str, Any]) -> bool:

@@ -21,6 +21,8 @@ AUDIT_LEVEL_LABEL = LABEL_PREFIX + "audit"
 AUDIT_VERSION_LABEL = LABEL_PREFIX + "audit-version"
 WARN_LEVEL_LABEL = LABEL_PREFIX + "warn"
 WARN_VERSION_LABEL = LABEL_PREFIX + "warn-version"
+POLICY_LABELS = (ENFORCE_LEVEL_LABEL, ENFORCE_VERSION_LABEL, AUDIT_LEVEL_LABEL, AUDIT_VERSION_LABEL,
+                 WARN_LEVEL_LABEL, WARN_VERSION_LABEL)
 
 # The newest policy version upstream defines; newer versions evaluate as this one.
 NEWEST_MINOR = 37

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, Callable, Iterator
 
 from kubegate.podsecurity.api import BASELINE, RESTRICTED
@@ -48,9 +49,7 @@ def _go_quote(s: str) -> str:
 
 def _containers(spec: Obj) -> Iterator[Obj]:
     """visitContainers: init containers, containers, then ephemeral containers."""
-    for key in ("initContainers", "containers", "ephemeralContainers"):
-        for c in spec.get(key) or ():
-            yield c
+    return chain(spec.get("initContainers") or (), spec.get("containers") or (), spec.get("ephemeralContainers") or ())
 
 
 def _sc(obj: Obj) -> Obj:

@@ -31,6 +31,7 @@ from kubegate.server.explain_api import ExplainAPI, is_explain_request
 from kubegate.server.health import HealthEndpoint
 from kubegate.server.netpol_api import GROUP as NETPOL_GROUP, NetpolReviews
 from kubegate.server.impersonation import Impersonator, wanted_user
+from kubegate.server.memory import tune_gc
 from kubegate.server.requestinfo import RequestInfo, RequestInfoError, parse_request_info
 from kubegate.server.responses import (
     BASE_HEADERS, WARNINGS, not_found_page, object_response, recorded_warnings, status_response, text_response,
@@ -333,6 +334,7 @@ async def serve(cfg: Any, *, ready_cb: Callable[[int], None] | None = None,
     await site.start()
     port = _bound_port(site)
     tasks = [asyncio.create_task(fn()) for fn in comps.background]
+    tune_gc()
     server.ready = True
     log.info("kubegate serving on https://%s:%d (ready in %.0f ms)", cfg.bind_address, port,
              (time.monotonic() - started) * 1000)
@@ -367,15 +369,16 @@ def _bound_port(site: web.TCPSite) -> int:
     raise RuntimeError("server has no listening socket")
 
 
-def registry_hooks() -> tuple[Callable[[Resource, dict[str, Any], dict[str, Any] | None], None],
-                              Callable[[Resource, dict[str, Any], dict[str, Any] | None], None]]:
+def registry_hooks(pod_options: validation.PodOptions = validation.PodOptions()) -> tuple[
+        Callable[[Resource, dict[str, Any], dict[str, Any] | None], None],
+        Callable[[Resource, dict[str, Any], dict[str, Any] | None], None]]:
     def prepare(r: Resource, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         defaults.apply_defaults(r, obj)
         if old is None:
             defaults.prepare_for_create(r, obj)
 
     def validate(r: Resource, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
-        causes = validation.validate(r, obj, old)
+        causes = validation.validate(r, obj, old, pod_options)
         if causes:
             name = (obj.get("metadata") or {}).get("name") or ""
             raise errors.invalid(r.kind, name, causes, r.group)

@@ -17,6 +17,7 @@ from kubegate.api import events
 from kubegate.api import csr_strategy
 from kubegate.api.registry import ResourceRegistry, decode_kv
 from kubegate.api.resources import RESOURCES, Resource
+from kubegate.api.validation import PodOptions
 from kubegate.authn import AuthenticationError, Authenticator, AuthRequest
 from kubegate.authn.anonymous import AnonymousAuthenticator
 from kubegate.authn import requestheader
@@ -291,7 +292,7 @@ async def build(cfg: ServerConfig) -> tuple[app_mod.Components, ssl.SSLContext]:
                              cfg.encryption_provider_config_automatic_reload, RESOURCES, encryption_tasks)
     await store.start()
     caches = CacheSet(store, lambda prefix: decode_kv)
-    prepare, validate = app_mod.registry_hooks()
+    prepare, validate = app_mod.registry_hooks(PodOptions(allow_privileged=cfg.allow_privileged))
 
     registries: dict[tuple[str, str, str], ResourceRegistry] = {}
     by_plural: dict[str, ResourceRegistry] = {}

@@ -32,6 +32,7 @@ class ServerConfig:
     authorization_webhook_cache_authorized_ttl: float = 300.0
     authorization_webhook_cache_unauthorized_ttl: float = 30.0
     anonymous_auth: bool = True
+    allow_privileged: bool = True  # kubeadm's setting (upstream's flag default is false)
     api_audiences: list[str] = field(default_factory=list)
     apiserver_cert_extra_sans: list[str] = field(default_factory=list)
     key_type: str = "ecdsa"
@@ -181,6 +182,9 @@ def add_server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--anonymous-auth", type=_bool, default=True,
                    help="enables anonymous requests (user system:anonymous, group system:unauthenticated); "
                         "what they may do is still decided by authorization (default true)")
+    p.add_argument("--allow-privileged", type=_bool, default=True,
+                   help="allow privileged and Windows hostProcess containers; false refuses them with 422 "
+                        "(default true, as kubeadm sets it)")
     p.add_argument("--api-audiences", type=comma_list, default=[],
                    help="identifiers of the API; tokens must carry one of them as audience "
                         "(default: the --service-account-issuer values)")

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from kubegate.admission.chain import AdmissionChain
 from kubegate.admission.interface import CREATE, DELETE, UPDATE, AdmissionRequest, validating_name
-from kubegate.api import defaults, errors, patch as patching, selectors, tables
+from kubegate.api import defaults, errors, patch as patching, selectors, tables, warnings as strategy_warnings
 from kubegate.api.errors import StatusError
 from kubegate.api.registry import AdmitHook, Decoded, ResourceRegistry
 from kubegate.api.resources import Resource
@@ -79,6 +79,9 @@ class RESTHandler:
         async def validate(obj: dict[str, Any] | None, old: dict[str, Any] | None) -> None:
             areq.obj, areq.old = obj, old
             areq.name = validating_name(areq)
+            if obj is not None and not req.info.subresource:
+                # The strategy's warnings come between the mutating and the validating phase, as upstream's.
+                areq.warnings += strategy_warnings.for_write(req.resource, obj, old)
             try:
                 await self.admission.validate(areq)
             except StatusError:
@@ -358,6 +361,13 @@ class RESTHandler:
                 new = areq.obj or new
                 hook = self._validating(req, areq)
                 admitted[:] = [areq]
+            else:  # admission sees the Scale objects, as for an update of the scale subresource
+                old_scale = scale.to_scale(r, old.obj)
+                areq = self._attributes(req, UPDATE, scale.to_scale(r, new), old_scale, name=req.info.name,
+                                        dry_run=dry_run, options=_options(req, "PatchOptions"))
+                await self._mutate(req, areq)
+                await self._validating(req, areq)(areq.obj, old_scale)
+                new = scale.apply_scale(r, copy.deepcopy(old.obj), areq.obj or {})
             want_rv = (new.get("metadata") or {}).get("resourceVersion")
             if want_rv and want_rv != old.obj["metadata"]["resourceVersion"]:
                 raise errors.conflict(r.plural, req.info.name, patching_conflict(), r.group)

@@ -7,6 +7,8 @@ LeaseGrant/LeaseRevoke/LeaseKeepAlive.
 """
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from typing import AsyncIterator, Callable, Literal, NamedTuple, Protocol
 
@@ -174,6 +176,7 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
 
+@functools.lru_cache(maxsize=4096)  # every cached list and count asks again for the same prefixes
 def prefix_end(prefix: str) -> str | None:
     """The smallest key greater than every key starting with `prefix` (etcd's WithPrefix range end);
     None when the prefix is unbounded above."""

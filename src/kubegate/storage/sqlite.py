@@ -36,11 +36,15 @@ log = logging.getLogger(__name__)
 
 _PUT, _DELETE = 0, 1
 
-_SCHEMA = """
+# kv is a rowid table: in a WITHOUT ROWID table a row of more than ~1,000 bytes (most objects, a
+# pod with its service-account volume already) spills into overflow pages, which made every write
+# ~40% dearer. Data directories made with the older layout are converted when opened (_migrate).
+_KV_TABLE = """
 CREATE TABLE IF NOT EXISTS kv (
     key TEXT PRIMARY KEY, create_rev INTEGER NOT NULL, mod_rev INTEGER NOT NULL,
     lease INTEGER NOT NULL, value BLOB NOT NULL
-) WITHOUT ROWID;
+);"""
+_SCHEMA = _KV_TABLE + """
 CREATE INDEX IF NOT EXISTS kv_lease ON kv(lease) WHERE lease != 0;
 CREATE TABLE IF NOT EXISTS log (
     rev INTEGER PRIMARY KEY, key TEXT NOT NULL, type INTEGER NOT NULL,
@@ -86,6 +90,24 @@ def _event(row: tuple[Any, ...]) -> Event:
     if typ == _PUT:
         return Event("PUT", KV(key, value, create_rev, rev, lease), prev)
     return Event("DELETE", KV(key, b"", 0, rev, 0), prev)
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Converts a WITHOUT ROWID kv table (the first layout) to the rowid one, in one transaction."""
+    row = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'kv'").fetchone()
+    if row is None or "WITHOUT ROWID" not in row[0].upper():
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("DROP INDEX IF EXISTS kv_lease")
+        db.execute("ALTER TABLE kv RENAME TO kv_without_rowid")
+        db.execute(_KV_TABLE)
+        db.execute("INSERT INTO kv SELECT key, create_rev, mod_rev, lease, value FROM kv_without_rowid ORDER BY key")
+        db.execute("DROP TABLE kv_without_rowid")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 class _Txn:
@@ -238,6 +260,7 @@ class SQLiteStore:
         db.execute("PRAGMA journal_mode = WAL")
         # WAL + NORMAL: a committed write is in the OS page cache, so it survives the process dying
         db.execute("PRAGMA synchronous = NORMAL")
+        _migrate(db)
         db.executescript(_SCHEMA)
         meta = dict(db.execute("SELECT name, value FROM meta").fetchall())
         self._db = db

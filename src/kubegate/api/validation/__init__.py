@@ -15,9 +15,11 @@ from kubegate.api.resources import Resource
 
 from . import admissionregistration, apps, certificates, coordination, core, networking, rbac, storage
 from .common import d
+from .core import DEFAULT_POD_OPTIONS, PodOptions
 from .meta import validate_object_meta_update
 
 Validator = Callable[[dict[str, Any], dict[str, Any] | None], list[Cause]]
+PodValidator = Callable[[dict[str, Any], dict[str, Any] | None, PodOptions], list[Cause]]
 StatusValidator = Callable[[dict[str, Any], dict[str, Any]], list[Cause]]
 
 _VALIDATORS: dict[tuple[str, str], Validator] = {
@@ -25,15 +27,12 @@ _VALIDATORS: dict[tuple[str, str], Validator] = {
     ("", "ConfigMap"): core.configmap,
     ("", "Secret"): core.secret,
     ("", "ServiceAccount"): core.serviceaccount,
-    ("", "Pod"): core.pod,
     ("", "Node"): core.node,
     ("", "Event"): core.event,
     ("", "LimitRange"): core.limitrange,
     ("", "ResourceQuota"): core.resourcequota,
     ("", "PersistentVolumeClaim"): core.persistentvolumeclaim,
     ("", "PersistentVolume"): core.persistentvolume,
-    ("apps", "Deployment"): apps.deployment,
-    ("apps", "ReplicaSet"): apps.replicaset,
     ("rbac.authorization.k8s.io", "Role"): rbac.role,
     ("rbac.authorization.k8s.io", "ClusterRole"): rbac.clusterrole,
     ("rbac.authorization.k8s.io", "RoleBinding"): rbac.rolebinding,
@@ -51,6 +50,13 @@ _VALIDATORS: dict[tuple[str, str], Validator] = {
         admissionregistration.validating_admission_policy_binding,
 }
 
+# Kinds holding a pod spec: their validation follows the server's pod options (--allow-privileged).
+_POD_VALIDATORS: dict[tuple[str, str], PodValidator] = {
+    ("", "Pod"): core.pod,
+    ("apps", "Deployment"): apps.deployment,
+    ("apps", "ReplicaSet"): apps.replicaset,
+}
+
 _STATUS_VALIDATORS: dict[tuple[str, str], StatusValidator] = {
     ("", "Pod"): core.pod_status,
     ("", "ResourceQuota"): core.resourcequota_status,
@@ -60,8 +66,12 @@ _STATUS_VALIDATORS: dict[tuple[str, str], StatusValidator] = {
 }
 
 
-def validate(resource: Resource, obj: dict[str, Any], old: dict[str, Any] | None = None) -> list[Cause]:
+def validate(resource: Resource, obj: dict[str, Any], old: dict[str, Any] | None = None,
+             pod_options: PodOptions = DEFAULT_POD_OPTIONS) -> list[Cause]:
     """Create (old is None) or update validation for the main resource. Unknown kinds pass."""
+    pod_fn = _POD_VALIDATORS.get((resource.group, resource.kind))
+    if pod_fn is not None:
+        return pod_fn(obj, old, pod_options)
     fn = _VALIDATORS.get((resource.group, resource.kind))
     if fn is None:
         return []
@@ -84,4 +94,4 @@ def validate_status(resource: Resource, obj: dict[str, Any], old: dict[str, Any]
     return fn(obj, old)
 
 
-__all__ = ["validate", "validate_status"]
+__all__ = ["PodOptions", "validate", "validate_status"]

@@ -8,7 +8,7 @@ from kubegate.api.errors import Cause, field_forbidden, field_invalid, field_not
 
 from . import names
 from .common import GoJSON, d, nonnegative, s
-from .core import pod_template
+from .core import DEFAULT_POD_OPTIONS, PodOptions, pod_template
 from .meta import validate_meta, validate_object_meta_update
 from .selector import is_empty, selector_matches, validate_label_selector
 
@@ -56,7 +56,7 @@ def _strategy(strategy: dict[str, Any]) -> list[Cause]:
     return causes
 
 
-def _selector_and_template(spec: dict[str, Any]) -> list[Cause]:
+def _selector_and_template(spec: dict[str, Any], opts: PodOptions) -> list[Cause]:
     causes: list[Cause] = []
     causes += nonnegative("spec.replicas", spec.get("replicas"))
     causes += nonnegative("spec.minReadySeconds", spec.get("minReadySeconds"))
@@ -75,17 +75,18 @@ def _selector_and_template(spec: dict[str, Any]) -> list[Cause]:
             if not selector_matches(sel, tlabels):
                 causes.append(field_invalid("spec.template.metadata.labels", GoJSON(tlabels),
                                             "`selector` does not match template `labels`"))
-    causes += pod_template("spec.template", template)
+    causes += pod_template("spec.template", template, opts)
     rp = s(d(template.get("spec")).get("restartPolicy"))
     if rp and rp != "Always":
         causes.append(field_not_supported("spec.template.spec.restartPolicy", rp, ["Always"]))
     return causes
 
 
-def deployment(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
+def deployment(obj: dict[str, Any], old: dict[str, Any] | None,
+               opts: PodOptions = DEFAULT_POD_OPTIONS) -> list[Cause]:
     spec = d(obj.get("spec"))
     causes = validate_meta(obj, old, True, names.name_is_dns_subdomain)
-    causes += _selector_and_template(spec)
+    causes += _selector_and_template(spec, opts)
     causes += _strategy(d(spec.get("strategy")))
     causes += nonnegative("spec.revisionHistoryLimit", spec.get("revisionHistoryLimit"))
     pds = spec.get("progressDeadlineSeconds")
@@ -99,10 +100,11 @@ def deployment(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
     return causes
 
 
-def replicaset(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
+def replicaset(obj: dict[str, Any], old: dict[str, Any] | None,
+               opts: PodOptions = DEFAULT_POD_OPTIONS) -> list[Cause]:
     spec = d(obj.get("spec"))
     causes = validate_meta(obj, old, True, names.name_is_dns_subdomain)
-    causes += _selector_and_template(spec)
+    causes += _selector_and_template(spec, opts)
     if old is not None:
         causes += _selector_immutable(spec, d(old.get("spec")))
     return causes

@@ -8,6 +8,7 @@ import difflib
 import ipaddress
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from kubegate.api.errors import (
@@ -16,7 +17,7 @@ from kubegate.api.errors import (
 )
 
 from . import names, quantity
-from .common import d, field_not_found, lst, nonnegative, s, unique_name
+from .common import d, field_not_found, lst, s, unique_name
 from kubegate.api.gojson import unmarshal_object_error
 from .meta import (
     immutable, validate_annotations, validate_labels, validate_meta, validate_object_meta, validate_object_meta_update,
@@ -312,7 +313,35 @@ _MAX_RUN_AS_DOMAIN = 256
 _MAX_RUN_AS_USER = 104
 _CTRL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f]")
 _USER_DOTS_SPACES_RE = re.compile(r"^[\. ]+\Z")
-_USER_BAD_CHARS_RE = re.compile(r'["/\\:;|=+*?<>@\[\]]')
+_USER_BAD_CHARS_RE = re.compile(r'["/\\:;|=,+*?<>@\[\]]')
+# A runAsUserName domain is a NetBios name or a DNS name.
+_NETBIOS_RE = re.compile(r'^[^\\/:*?"<>|.][^\\/:*?"<>|]{0,14}\Z')
+_DNS_LABEL = "[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
+_WINDOWS_DOMAIN_DNS_RE = re.compile(f"^{_DNS_LABEL}(?:\\.{_DNS_LABEL})*\\Z")
+_SELINUX_CHANGE_POLICIES = ["MountOption", "Recursive"]
+_OS_NAMES = ["linux", "windows"]
+_WINDOWS_POD_FORBIDDEN = (  # validateWindows: pod-level fields with no meaning on Windows, in upstream's order
+    "securityContext.appArmorProfile", "securityContext.seLinuxOptions", "hostUsers", "hostPID", "hostIPC",
+    "securityContext.seccompProfile", "securityContext.fsGroup", "securityContext.fsGroupChangePolicy",
+    "securityContext.sysctls", "shareProcessNamespace", "securityContext.runAsUser", "securityContext.runAsGroup",
+    "securityContext.supplementalGroups", "securityContext.supplementalGroupsPolicy",
+    "securityContext.seLinuxChangePolicy")
+# Upstream's internal types hold these as plain bools or a slice: only true or non-empty counts as set.
+_WINDOWS_SET_WHEN_TRUTHY = frozenset({"hostPID", "hostIPC", "sysctls"})
+_WINDOWS_CONTAINER_FORBIDDEN = ("appArmorProfile", "seLinuxOptions", "seccompProfile", "capabilities",
+                                "readOnlyRootFilesystem", "privileged", "allowPrivilegeEscalation", "procMount",
+                                "runAsUser", "runAsGroup")
+
+
+@dataclass(frozen=True)
+class PodOptions:
+    """What the server's flags change in pod validation (upstream's capabilities)."""
+
+    # --allow-privileged: false refuses privileged and hostProcess containers.
+    allow_privileged: bool = True
+
+
+DEFAULT_POD_OPTIONS = PodOptions()
 # The pod annotations kept from before the securityContext fields (read by old nodes).
 SECCOMP_POD_ANNOTATION = "seccomp.security.alpha.kubernetes.io/pod"
 SECCOMP_CONTAINER_PREFIX = "container.seccomp.security.alpha.kubernetes.io/"
@@ -435,6 +464,8 @@ def _windows_options(path: str, wo: Any) -> list[Cause]:
     domain, user = (parts[0], parts[1]) if len(parts) == 2 else ("", parts[0])
     if len(domain) >= _MAX_RUN_AS_DOMAIN:
         causes.append(field_invalid(p, un, f"runAsUserName's Domain length must be under {_MAX_RUN_AS_DOMAIN} characters"))
+    if len(parts) == 2 and not (_NETBIOS_RE.match(domain) or _WINDOWS_DOMAIN_DNS_RE.match(domain)):
+        causes.append(field_invalid(p, un, "runAsUserName's Domain doesn't match the NetBios nor the DNS format"))
     if not user:
         causes.append(field_invalid(p, un, "runAsUserName's User cannot be empty"))
     elif len(user) > _MAX_RUN_AS_USER:
@@ -442,7 +473,7 @@ def _windows_options(path: str, wo: Any) -> list[Cause]:
     if _USER_DOTS_SPACES_RE.match(user):
         causes.append(field_invalid(p, un, "runAsUserName's User cannot contain only periods or spaces"))
     if _USER_BAD_CHARS_RE.search(user):
-        causes.append(field_invalid(p, un, 'runAsUserName\'s User cannot contain the following characters: "/\\:;|=+*?<>@[]'))
+        causes.append(field_invalid(p, un, 'runAsUserName\'s User cannot contain the following characters: "/\\:;|=,+*?<>@[]'))
     return causes
 
 
@@ -488,22 +519,29 @@ def _pod_security_context(path: str, spec: dict[str, Any]) -> list[Cause]:
         causes.append(field_invalid(f"{path}.shareProcessNamespace", True,
                                     "ShareProcessNamespace and HostPID cannot both be enabled"))
     causes += _sysctls(f"{path}.sysctls", psc, spec)
-    for key, allowed in (("fsGroupChangePolicy", _FS_GROUP_CHANGE_POLICIES),
-                         ("supplementalGroupsPolicy", _SUPPLEMENTAL_GROUPS_POLICIES)):
-        v = psc.get(key)
-        if v is not None and v not in allowed:
-            causes.append(field_not_supported(f"{path}.{key}", v, allowed))
+    v = psc.get("fsGroupChangePolicy")
+    if v is not None and v not in _FS_GROUP_CHANGE_POLICIES:
+        causes.append(field_not_supported(f"{path}.fsGroupChangePolicy", v, _FS_GROUP_CHANGE_POLICIES))
     causes += _seccomp_profile(f"{path}.seccompProfile", psc.get("seccompProfile"))
     causes += _windows_options(f"{path}.windowsOptions", psc.get("windowsOptions"))
     causes += apparmor_profile(f"{path}.appArmorProfile", psc.get("appArmorProfile"))
+    policy = psc.get("supplementalGroupsPolicy")
+    if policy is not None and policy not in _SUPPLEMENTAL_GROUPS_POLICIES:
+        causes.append(field_not_supported(f"{path}.supplementalGroupsPolicy", policy, _SUPPLEMENTAL_GROUPS_POLICIES))
+    change = psc.get("seLinuxChangePolicy")
+    if change is not None and change not in _SELINUX_CHANGE_POLICIES:
+        causes.append(field_not_supported(f"{path}.seLinuxChangePolicy", change, _SELINUX_CHANGE_POLICIES))
     return causes
 
 
-def _security_context(path: str, sc: Any, host_users: bool) -> list[Cause]:
+def _security_context(path: str, sc: Any, host_users: bool, opts: PodOptions) -> list[Cause]:
     """ValidateSecurityContext (a container's)."""
     if not isinstance(sc, dict):
         return []
-    causes = _id_range(f"{path}.runAsUser", sc.get("runAsUser")) + _id_range(f"{path}.runAsGroup", sc.get("runAsGroup"))
+    causes: list[Cause] = []
+    if sc.get("privileged") is True and not opts.allow_privileged:
+        causes.append(field_forbidden(f"{path}.privileged", "disallowed by cluster policy"))
+    causes += _id_range(f"{path}.runAsUser", sc.get("runAsUser")) + _id_range(f"{path}.runAsGroup", sc.get("runAsGroup"))
     pm = sc.get("procMount")
     if pm is not None:
         if pm not in _PROC_MOUNT_TYPES:
@@ -608,7 +646,7 @@ def annotations_match_fields(path: str, annotations: dict[str, Any], spec: dict[
 
 
 def _containers(path: str, containers: list[Any], volumes: set[str], seen: set[str],
-                *, require: bool, host_users: bool) -> list[Cause]:
+                *, require: bool, host_users: bool, opts: PodOptions) -> list[Cause]:
     causes: list[Cause] = []
     if require and not containers:
         return [field_required(path)]
@@ -636,7 +674,63 @@ def _containers(path: str, containers: list[Any], volumes: set[str], seen: set[s
         elif pull not in _PULL_POLICIES:
             causes.append(field_not_supported(f"{ip}.imagePullPolicy", pull, _PULL_POLICIES))
         causes += resource_requirements(f"{ip}.resources", d(c.get("resources")))
-        causes += _security_context(f"{ip}.securityContext", c.get("securityContext"), host_users)
+        causes += _security_context(f"{ip}.securityContext", c.get("securityContext"), host_users, opts)
+    return causes
+
+
+def _windows_host_process(path: str, spec: dict[str, Any], opts: PodOptions) -> list[Cause]:
+    """validateWindowsHostProcessPod: all containers hostProcess or none, with hostNetwork, and only where
+    privileged containers are allowed."""
+    causes: list[Cause] = []
+    pod_hp = d(d(spec.get("securityContext")).get("windowsOptions")).get("hostProcess")
+    containers = _all_containers(path, spec)
+    host_process = 0
+    for cpath, c in containers:
+        hp = d(d(c.get("securityContext")).get("windowsOptions")).get("hostProcess")
+        if isinstance(pod_hp, bool) and isinstance(hp, bool) and pod_hp != hp:
+            causes.append(field_invalid(f"{cpath}.securityContext.windowsOptions.hostProcess", hp,
+                                        f"pod hostProcess value must be identical if both are specified, was "
+                                        f"{str(pod_hp).lower()}"))
+        if hp is True or (hp is None and pod_hp is True):
+            host_process += 1
+    if host_process:
+        if host_process != len(containers):
+            causes.append(field_invalid(path, "", "If pod contains any hostProcess containers then all containers "
+                                                  "must be HostProcess containers"))
+        if spec.get("hostNetwork") is not True:
+            causes.append(field_invalid(f"{path}.hostNetwork", False,
+                                        "hostNetwork must be true if pod contains any hostProcess containers"))
+        if not opts.allow_privileged:
+            causes.append(field_forbidden(path, "hostProcess containers are disallowed by cluster policy"))
+    return causes
+
+
+def _os(path: str, spec: dict[str, Any]) -> list[Cause]:
+    """validateOS, then validateLinux or validateWindows: fields the named OS cannot honour are refused."""
+    name = s(d(spec.get("os")).get("name"))
+    if not name:
+        return [field_required(f"{path}.os.name", "cannot be empty")]
+    if name not in _OS_NAMES:
+        return [field_not_supported(f"{path}.os", name, _OS_NAMES)]
+    psc = d(spec.get("securityContext"))
+    containers = _all_containers(path, spec)
+    if name == "linux":
+        causes = ([field_forbidden(f"{path}.securityContext.windowsOptions", "windows options cannot be set for a "
+                                   "linux pod")] if psc.get("windowsOptions") is not None else [])
+        return causes + [field_forbidden(f"{cpath}.securityContext.windowsOptions",
+                                         "windows options cannot be set for a linux pod")
+                         for cpath, c in containers if d(c.get("securityContext")).get("windowsOptions") is not None]
+    causes = []
+    for key in _WINDOWS_POD_FORBIDDEN:
+        owner, _, leaf = key.rpartition(".")
+        v = (psc if owner else spec).get(leaf)
+        if (bool(v) if leaf in _WINDOWS_SET_WHEN_TRUTHY else v is not None):
+            causes.append(field_forbidden(f"{path}.{key}", "cannot be set for a windows pod"))
+    for cpath, c in containers:
+        sc = c.get("securityContext")
+        if isinstance(sc, dict):
+            causes += [field_forbidden(f"{cpath}.securityContext.{key}", "cannot be set for a windows pod")
+                       for key in _WINDOWS_CONTAINER_FORBIDDEN if sc.get(key) is not None]
     return causes
 
 
@@ -680,15 +774,18 @@ def _tolerations(path: str, tolerations: list[Any]) -> list[Cause]:
     return causes
 
 
-def pod_spec(path: str, spec: dict[str, Any]) -> list[Cause]:
+def pod_spec(path: str, spec: dict[str, Any], opts: PodOptions = DEFAULT_POD_OPTIONS) -> list[Cause]:
     """ValidatePodSpec's commonly exercised rules."""
     causes, vols = _volumes(f"{path}.volumes", lst(spec.get("volumes")))
     seen: set[str] = set()
     host_users = spec.get("hostUsers") is not False
     causes += _containers(f"{path}.containers", lst(spec.get("containers")), vols, seen, require=True,
-                          host_users=host_users)
+                          host_users=host_users, opts=opts)
     causes += _containers(f"{path}.initContainers", lst(spec.get("initContainers")), vols, seen, require=False,
-                          host_users=host_users)
+                          host_users=host_users, opts=opts)
+    for i, c in enumerate(lst(spec.get("ephemeralContainers"))):
+        causes += _security_context(f"{path}.ephemeralContainers[{i}].securityContext", d(c).get("securityContext"),
+                                    host_users, opts)
     rp = s(spec.get("restartPolicy"))
     if not rp:
         causes.append(field_required(f"{path}.restartPolicy"))
@@ -699,7 +796,7 @@ def pod_spec(path: str, spec: dict[str, Any]) -> list[Cause]:
         causes.append(field_required(f"{path}.dnsPolicy"))
     elif dp not in _DNS_POLICIES:
         causes.append(field_not_supported(f"{path}.dnsPolicy", dp, _DNS_POLICIES))
-    causes += nonnegative(f"{path}.terminationGracePeriodSeconds", spec.get("terminationGracePeriodSeconds"))
+    # A negative terminationGracePeriodSeconds is accepted (and treated as 1) with a warning, as upstream.
     ads = spec.get("activeDeadlineSeconds")
     if isinstance(ads, int) and not 1 <= ads <= _MAX_INT32:
         causes.append(field_invalid(f"{path}.activeDeadlineSeconds", ads, names.inclusive_range_error(1, _MAX_INT32)))
@@ -713,19 +810,26 @@ def pod_spec(path: str, spec: dict[str, Any]) -> list[Cause]:
             causes += [field_invalid(f"{path}.{key}", v, m) for m in names.is_dns1123_label(v)]
     causes += validate_labels(d(spec.get("nodeSelector")), f"{path}.nodeSelector")
     causes += _pod_security_context(f"{path}.securityContext", spec)
+    causes += _windows_host_process(path, spec, opts)
     causes += _tolerations(f"{path}.tolerations", lst(spec.get("tolerations")))
+    if spec.get("os") is not None:
+        causes += _os(path, spec)
     return causes
 
 
-def pod_template(path: str, template: dict[str, Any]) -> list[Cause]:
+def pod_template(path: str, template: dict[str, Any], opts: PodOptions = DEFAULT_POD_OPTIONS) -> list[Cause]:
     """ValidatePodTemplateSpec: labels/annotations of the template plus its pod spec."""
     tm = d(template.get("metadata"))
     causes = validate_labels(d(tm.get("labels")), f"{path}.metadata.labels")
     annotations, spec = d(tm.get("annotations")), d(template.get("spec"))
     causes += validate_annotations(annotations, f"{path}.metadata.annotations")
     causes += pod_specific_annotations(f"{path}.metadata.annotations", annotations, spec)
-    causes += pod_spec(f"{path}.spec", spec)
-    return causes + annotations_match_fields(f"{path}.spec", annotations, spec)
+    causes += pod_spec(f"{path}.spec", spec, opts)
+    causes += annotations_match_fields(f"{path}.spec", annotations, spec)
+    if lst(spec.get("ephemeralContainers")):
+        causes.append(field_forbidden(f"{path}.spec.ephemeralContainers", "ephemeral containers not allowed in pod "
+                                                                          "template"))
+    return causes
 
 
 def _go_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
@@ -772,13 +876,16 @@ def _pod_update(obj: dict[str, Any], old: dict[str, Any]) -> list[Cause]:
     return causes
 
 
-def pod(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
+def pod(obj: dict[str, Any], old: dict[str, Any] | None, opts: PodOptions = DEFAULT_POD_OPTIONS) -> list[Cause]:
     m = d(obj.get("metadata"))
     if old is None:
         annotations, spec = d(m.get("annotations")), d(obj.get("spec"))
         causes = validate_object_meta(m, True, names.name_is_dns_subdomain)
         causes += pod_specific_annotations("metadata.annotations", annotations, spec)
-        causes += pod_spec("spec", spec)
+        causes += pod_spec("spec", spec, opts)
+        if lst(spec.get("ephemeralContainers")):
+            # Ephemeral containers are added later through the ephemeralcontainers subresource only.
+            causes.append(field_forbidden("spec.ephemeralContainers", "cannot be set on create"))
         return causes + annotations_match_fields("spec", annotations, spec)
     causes = validate_object_meta_update(m, d(old.get("metadata")))
     for i, c in enumerate(lst(d(obj.get("spec")).get("containers"))):
