@@ -167,3 +167,32 @@ def test_warning_recorder_dedupes_and_truncates() -> None:
     many = [f"{i:04d}" + "w" * 300 for i in range(40)]
     kept = recorded_warnings(many)
     assert all(len(w) == 256 for w in kept) and len(kept) == 16  # stops once 4096 runes are written
+
+
+def test_plugins_declaring_resources_see_only_those() -> None:
+    """A plugin with `resources` is called only for writes of those resources (upstream's Handles);
+    one without is called for every write, in both phases and on the second mutating pass."""
+    seen: list[tuple[str, str]] = []
+
+    class Recorder:
+        def __init__(self, name: str, resources: frozenset[tuple[str, str]] | None) -> None:
+            self.name = name
+            if resources is not None:
+                self.resources = resources
+
+        async def admit(self, req: AdmissionRequest) -> None:
+            seen.append((self.name, req.resource.plural))
+            if self.name == "any" and not req.reinvocation.is_reinvoke:
+                req.reinvocation.should_reinvoke = True
+
+        async def validate(self, req: AdmissionRequest) -> None:
+            seen.append((self.name + "/v", req.resource.plural))
+
+    configmaps = next(r for r in RESOURCES if r.group == "" and r.plural == "configmaps")
+    chain = AdmissionChain([Recorder("pods-only", frozenset({("", "pods")})), Recorder("any", None)])
+    for r in (PODS, configmaps, PODS):
+        req = AdmissionRequest(CREATE, r, "ns", "x", UserInfo("alice"), {"metadata": {"name": "x"}})
+        asyncio.run(chain.admit(req))
+        asyncio.run(chain.validate(req))
+    pod_calls = [("pods-only", "pods"), ("any", "pods")] * 2 + [("pods-only/v", "pods"), ("any/v", "pods")]
+    assert seen == pod_calls + [("any", "configmaps")] * 2 + [("any/v", "configmaps")] + pod_calls

@@ -2,7 +2,7 @@
 `certificatesigningrequests/approval` needs `approve` on the CSR's signer."""
 from __future__ import annotations
 
-from kubegate.admission.interface import AdmissionRequest
+from kubegate.admission.interface import CSRS, AdmissionRequest
 from kubegate.api import errors
 from kubegate.authz.signers import GROUP, authorized_for_signer
 from kubegate.authz.types import Authorizer
@@ -21,6 +21,7 @@ def signer_name(req: AdmissionRequest) -> str:
 
 class CertificateApproval:
     name = "CertificateApproval"
+    resources = CSRS
 
     def __init__(self, authorizer: Authorizer) -> None:
         self.authorizer = authorizer

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kubegate.admission.certificate_approval import is_csr, signer_name
-from kubegate.admission.interface import AdmissionRequest
+from kubegate.admission.interface import CSRS, AdmissionRequest
 from kubegate.api import errors
 from kubegate.authz.signers import GROUP, authorized_for_signer
 from kubegate.authz.types import Authorizer
@@ -11,6 +11,7 @@ from kubegate.authz.types import Authorizer
 
 class CertificateSigning:
     name = "CertificateSigning"
+    resources = CSRS
 
     def __init__(self, authorizer: Authorizer) -> None:
         self.authorizer = authorizer

@@ -9,7 +9,7 @@ import binascii
 from cryptography import x509
 
 from kubegate.admission.certificate_approval import is_csr
-from kubegate.admission.interface import CREATE, AdmissionRequest
+from kubegate.admission.interface import CREATE, CSRS, AdmissionRequest
 from kubegate.api import errors
 from kubegate.authn.user import SYSTEM_PRIVILEGED_GROUP
 from kubegate.authz.signers import GROUP
@@ -18,6 +18,7 @@ from kubegate.pki.signer import KUBE_APISERVER_CLIENT, organizations
 
 class CertificateSubjectRestriction:
     name = "CertificateSubjectRestriction"
+    resources = CSRS
 
     async def validate(self, req: AdmissionRequest) -> None:
         if req.operation != CREATE or not is_csr(req, ""):

@@ -184,25 +184,41 @@ class AdmissionChain:
         # Checks upstream's storage makes after mutating admission whatever plugins are enabled
         # (RBAC's escalation check); they run last in the mutating phase and cannot be disabled.
         self.guards = list(guards)
+        # The plugins that handle each resource, worked out on its first write.
+        self._routes: dict[tuple[str, str], tuple[list[MutatingPlugin], list[MutatingPlugin],
+                                                  list[ValidatingPlugin]]] = {}
 
     @property
     def names(self) -> list[str]:
         return [p.name for p in self.plugins]
 
+    def _route(self, req: AdmissionRequest) -> tuple[list[MutatingPlugin], list[MutatingPlugin], list[ValidatingPlugin]]:
+        key = (req.resource.group, req.resource.plural)
+        route = self._routes.get(key)
+        if route is None:
+            def handles(p: Any) -> bool:
+                resources = getattr(p, "resources", None)
+                return resources is None or key in resources
+            route = self._routes[key] = ([p for p in self.mutating if handles(p)],
+                                         [g for g in self.guards if handles(g)],
+                                         [p for p in self.validating if handles(p)])
+        return route
+
     async def admit(self, req: AdmissionRequest) -> None:
-        for p in self.mutating:
+        mutating, guards, _ = self._route(req)
+        for p in mutating:
             await p.admit(req)
         # Upstream's reinvoker: when a webhook changed the object, every mutating plugin runs once more
         # (in-tree plugins are idempotent; webhooks decide from the reinvocation context whether to).
         if req.reinvocation.should_reinvoke:
             req.reinvocation.is_reinvoke = True
-            for p in self.mutating:
+            for p in mutating:
                 await p.admit(req)
-        for g in self.guards:
+        for g in guards:
             await g.admit(req)
 
     async def validate(self, req: AdmissionRequest) -> None:
-        for p in self.validating:
+        for p in self._route(req)[2]:
             await p.validate(req)
 
 

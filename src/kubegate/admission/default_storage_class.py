@@ -27,6 +27,7 @@ def default_class(classes: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 class DefaultStorageClass:
     name = "DefaultStorageClass"
+    resources = frozenset({("", "persistentvolumeclaims")})
 
     def __init__(self, classes: ResourceRegistry) -> None:
         self.classes = classes

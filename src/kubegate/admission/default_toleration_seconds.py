@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubegate.admission.chain import PluginDeps
-from kubegate.admission.interface import CREATE, UPDATE, AdmissionRequest
+from kubegate.admission.interface import CREATE, PODS, UPDATE, AdmissionRequest
 from kubegate.admission.refusals import is_pod, pod_spec
 
 NOT_READY = "node.kubernetes.io/not-ready"
@@ -20,6 +20,7 @@ def _tolerates(tolerations: list[Any], key: str) -> bool:
 
 class DefaultTolerationSeconds:
     name = "DefaultTolerationSeconds"
+    resources = PODS
 
     def __init__(self, not_ready_seconds: int, unreachable_seconds: int) -> None:
         self.defaults = ((NOT_READY, not_ready_seconds), (UNREACHABLE, unreachable_seconds))

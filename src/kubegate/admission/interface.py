@@ -62,6 +62,13 @@ def validating_name(req: AdmissionRequest) -> str:
     return str(m.get("name") or "") if isinstance(m, dict) else ""
 
 
+# A plugin may declare `resources`, the (group, plural) pairs it can act on; the chain then calls it
+# only for those (upstream's Handles). A plugin without it is called for every write.
+Resources = frozenset[tuple[str, str]]
+PODS: Resources = frozenset({("", "pods")})
+CSRS: Resources = frozenset({("certificates.k8s.io", "certificatesigningrequests")})
+
+
 class MutatingPlugin(Protocol):
     name: str  # upstream's plugin name, e.g. "ServiceAccount"
 

@@ -198,6 +198,7 @@ def _merge(c: dict[str, Any], requests: Resources, limits: Resources, what: str)
 
 class LimitRanger:
     name = "LimitRanger"
+    resources = frozenset({("", "pods"), ("", "persistentvolumeclaims")})
 
     def __init__(self, limit_ranges: ResourceRegistry) -> None:
         self.limit_ranges = limit_ranges

@@ -18,7 +18,7 @@ from kubegate.admission import (
     namespace_autoprovision, namespace_exists, resource_quota, service_account,
 )
 from kubegate.admission.chain import Factory, PluginDeps
-from kubegate.admission.interface import CREATE, AdmissionRequest
+from kubegate.admission.interface import CREATE, CSRS, AdmissionRequest
 from kubegate.admission.namespace_lifecycle import NamespaceLifecycle
 from kubegate.admission.node_restriction import NodeRestriction
 from kubegate.admission import pod_security, validating_policy, webhooks
@@ -62,6 +62,8 @@ class RBACEscalation:
     admission and before validation whatever plugins are enabled: the chain's guard."""
 
     name = "RBACEscalation"
+    resources = frozenset(("rbac.authorization.k8s.io", p) for p in ("roles", "clusterroles", "rolebindings",
+                                                                      "clusterrolebindings"))
 
     def __init__(self, guard: EscalationGuard) -> None:
         self.guard = guard
@@ -77,6 +79,7 @@ class CSRRequester:
     extra record who asked, whatever the body claimed, whatever plugins are enabled."""
 
     name = "CSRRequester"
+    resources = CSRS
 
     async def admit(self, req: AdmissionRequest) -> None:
         if req.operation == CREATE and req.obj is not None and req.subresource == "" and \

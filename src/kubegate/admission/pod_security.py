@@ -21,6 +21,7 @@ CONFIG_API_VERSIONS = frozenset({"pod-security.admission.config.k8s.io/v1",
                                  "pod-security.admission.config.k8s.io/v1alpha1"})
 _ANNOTATION = "pod-security.kubernetes.io/"
 _POLICY_CACHE_SIZE = 1024
+_ALLOWED = Aggregate(())
 
 # Pod subresources that cannot change what the checks look at.
 _IGNORED_POD_SUBRESOURCES = frozenset({"exec", "attach", "binding", "eviction", "log", "portforward", "proxy",
@@ -128,6 +129,7 @@ class PodSecurity:
     """A validating plugin: it only refuses (403) or adds warnings and audit annotations."""
 
     name = NAME
+    resources = frozenset({("", "pods"), ("", "namespaces"), *_POD_TEMPLATES})
 
     def __init__(self, config: dict[str, Any] | None, get_namespace: NamespaceGetter,
                  list_pods: PodLister) -> None:
@@ -284,6 +286,8 @@ class PodSecurity:
         cache: dict[psa.LevelVersion, Aggregate] = {}
 
         def result(lv: psa.LevelVersion) -> Aggregate:
+            if lv.level == psa.PRIVILEGED:  # audit and warn mostly are: nothing to evaluate or remember
+                return _ALLOWED
             if lv not in cache:
                 cache[lv] = evaluate_pod(lv, meta, spec)
             return cache[lv]

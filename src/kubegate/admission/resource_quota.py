@@ -6,7 +6,8 @@ The ResourceQuota controller keeps status current from what is really stored.
 
 The plugin's configuration (ResourceQuotaConfiguration in --admission-control-config-file) may
 list `limitedResources`: a resource whose usage names contain one of `matchContains` may only be
-consumed in a namespace whose quotas cover that usage name. Quantities in messages are printed as
+consumed in a namespace whose quotas cover that usage name, and a pod that one of `matchScopes`
+selects only where a quota selects pods by that scope too. Quantities in messages are printed as
 resource.Quantity.String() prints them (`1500m`, `2Gi`, `1e3`)."""
 from __future__ import annotations
 
@@ -42,12 +43,31 @@ CONFIG_API_VERSIONS = ("apiserver.config.k8s.io/v1", "resourcequota.admission.k8
 
 
 @dataclass(frozen=True)
+class ScopeRequirement:
+    """A ScopedResourceSelectorRequirement; str() is Go's %v of it."""
+    scope: str
+    operator: str
+    values: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{{{self.scope} {self.operator} [{' '.join(self.values)}]}}"
+
+
+@dataclass(frozen=True)
 class LimitedResource:
     """A ResourceQuotaConfiguration limitedResources entry: consuming usage names that contain
-    one of `match_contains` requires a covering quota."""
+    one of `match_contains` requires a covering quota, and so does an object one of `match_scopes`
+    selects (a quota whose scopes select it by the same scope name)."""
     api_group: str
     resource: str
     match_contains: tuple[str, ...]
+    match_scopes: tuple[ScopeRequirement, ...] = ()
+
+
+def _requirement(e: Any) -> ScopeRequirement:
+    e = _d(e)
+    return ScopeRequirement(str(e.get("scopeName") or ""), str(e.get("operator") or ""),
+                            tuple(str(v) for v in e.get("values") or ()))
 
 
 def parse_configuration(conf: dict[str, Any] | None) -> list[LimitedResource]:
@@ -63,7 +83,8 @@ def parse_configuration(conf: dict[str, Any] | None) -> list[LimitedResource]:
         if not entry.get("resource"):
             errs.append(f"limitedResources[{i}].resource: Required value")
         out.append(LimitedResource(str(entry.get("apiGroup") or ""), str(entry.get("resource") or ""),
-                                   tuple(str(m) for m in entry.get("matchContains") or ())))
+                                   tuple(str(m) for m in entry.get("matchContains") or ()),
+                                   tuple(_requirement(e) for e in entry.get("matchScopes") or ())))
     if errs:
         raise ValueError(aggregate(errs))
     return out
@@ -190,12 +211,11 @@ def _cross_namespace_affinity(spec: dict[str, Any]) -> bool:
     return False
 
 
-def _scopes(q: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
+def _scopes(q: dict[str, Any]) -> list[ScopeRequirement]:
+    """getScopeSelectorsFromQuota: spec.scopes as Exists requirements, then the scopeSelector's."""
     spec = _d(q.get("spec"))
-    out = [(str(s), "Exists", []) for s in spec.get("scopes") or []]
-    for e in _d(spec.get("scopeSelector")).get("matchExpressions") or []:
-        e = _d(e)
-        out.append((str(e.get("scopeName", "")), str(e.get("operator", "")), list(e.get("values") or [])))
+    out = [ScopeRequirement(str(s), "Exists") for s in spec.get("scopes") or []]
+    out += [_requirement(e) for e in _d(spec.get("scopeSelector")).get("matchExpressions") or []]
     return out
 
 
@@ -232,7 +252,15 @@ class Evaluator:
 
     def matches_scopes(self, q: dict[str, Any], obj: dict[str, Any]) -> bool:
         """Every scope of the quota selects `obj` (only pods have scopes that can)."""
-        return all(_scope_matches(s, op, vals, obj) if self.pod else s == "" for s, op, vals in _scopes(q))
+        return all(self._selects(r, obj) if self.pod else r.scope == "" for r in _scopes(q))
+
+    def matching_scopes(self, requirements: list[ScopeRequirement], obj: dict[str, Any]) -> list[ScopeRequirement]:
+        """MatchingScopes: the requirements that select `obj` (none for anything but a pod)."""
+        return [r for r in requirements if self._selects(r, obj)] if self.pod else []
+
+    @staticmethod
+    def _selects(r: ScopeRequirement, obj: dict[str, Any]) -> bool:
+        return _scope_matches(r.scope, r.operator, list(r.values), obj)
 
     def matches(self, q: dict[str, Any], obj: dict[str, Any]) -> bool:
         return bool(self.matching(list(_d(_d(q.get("status")).get("hard"))))) and self.matches_scopes(q, obj)
@@ -280,16 +308,29 @@ def limited_by_default(usage: Usage, limited: list[LimitedResource], group: str,
             for k, (v, _) in usage.items() if v > 0 and any(m in k for m in lr.match_contains)}
 
 
+def uncovered_scopes(limited_scopes: list[ScopeRequirement],
+                     quota_scopes: list[ScopeRequirement]) -> list[ScopeRequirement]:
+    """UncoveredQuotaScopes: the limited scopes no quota selected the object by (same scope name)."""
+    names = {r.scope for r in quota_scopes}
+    return [r for r in limited_scopes if r.scope not in names]
+
+
 def evaluate(req: AdmissionRequest, quotas: list[dict[str, Any]],
              limited: list[LimitedResource] | None = None) -> dict[str, dict[str, str]]:
-    """The new status.used of each quota the request charges (by quota name); raises the 403."""
+    """The new status.used of each quota the request charges (by quota name); raises the 403
+    (and, for an uncovered limited scope, upstream's plain error: a 500 without a reason)."""
     ev = Evaluator(req.resource.group, req.resource.plural)
     if not ev.handles(req.operation) or req.obj is None:
         return {}
     must_cover = limited_by_default(ev.usage(req.obj), limited or [], req.resource.group, req.resource.plural)
+    # getMatchedLimitedScopes: every entry's matchScopes, whatever resource the entry names.
+    limited_scopes = ev.matching_scopes([r for lr in limited or [] for r in lr.match_scopes], req.obj)
     covered: set[str] = set()
+    # The scopes by which any quota selects the object, whether or not the quota applies.
+    quota_scopes: list[ScopeRequirement] = []
     interesting = []
     for q in sorted(quotas, key=lambda q: str(_d(q.get("metadata")).get("name", ""))):
+        quota_scopes += ev.matching_scopes(_scopes(q), req.obj)
         if not ev.matches(q, req.obj):
             continue
         name = str(q["metadata"]["name"])
@@ -305,7 +346,7 @@ def evaluate(req: AdmissionRequest, quotas: list[dict[str, Any]],
             raise forbidden(req, f"status unknown for quota: {name}, resources: {','.join(sorted(missing))}")
         interesting.append(q)
         covered.update(restricted)
-    if not interesting and not must_cover:
+    if not interesting and not must_cover and not limited_scopes:
         return {}
     delta = ev.usage(req.obj)
     negative = sorted(k for k, (v, _) in delta.items() if v < 0)
@@ -320,6 +361,10 @@ def evaluate(req: AdmissionRequest, quotas: list[dict[str, Any]],
     uncovered = must_cover - covered
     if uncovered:
         raise forbidden(req, f"insufficient quota to consume: {','.join(sorted(uncovered))}")
+    scopes_uncovered = uncovered_scopes(limited_scopes, quota_scopes)
+    if scopes_uncovered:
+        raise errors.StatusError(500, "", "insufficient quota to match these scopes: "
+                                          f"[{' '.join(str(r) for r in scopes_uncovered)}]")
     charged: dict[str, dict[str, str]] = {}
     for q in interesting:
         status = _d(q.get("status"))

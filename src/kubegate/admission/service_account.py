@@ -10,7 +10,7 @@ import random
 from typing import Any
 
 from kubegate.admission.chain import PluginDeps
-from kubegate.admission.interface import CREATE, AdmissionRequest
+from kubegate.admission.interface import CREATE, PODS, AdmissionRequest
 from kubegate.admission.refusals import forbidden
 from kubegate.api import podrefs
 from kubegate.api.objects import generate_name
@@ -116,6 +116,7 @@ def _mirror_pod_error(pod: dict[str, Any]) -> str | None:
 
 class ServiceAccount:
     name = "ServiceAccount"
+    resources = PODS
 
     def __init__(self, accounts: ResourceRegistry, mount_tokens: bool = True) -> None:
         self.accounts = accounts

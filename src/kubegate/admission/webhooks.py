@@ -22,12 +22,14 @@ from typing import Any
 import orjson
 
 from kubegate.admission import cel as admission_cel
+from kubegate.admission import cel_library
 from kubegate.admission.chain import PluginDeps
 from kubegate.admission.interface import CREATE, DELETE, UPDATE, AdmissionRequest
 from kubegate.admission.matching import NamespaceGetter, exempt, match_rules, namespace_matches, object_matches
 from kubegate.api import errors
 from kubegate.api.patch import PatchError, json_patch
 from kubegate.api.resources import Resource
+from kubegate.authz.types import Authorizer
 from kubegate.schema import type_error
 from kubegate.webhook.client import Backoff, WebhookClient, WebhookError, tls_context
 
@@ -41,6 +43,8 @@ _OPTIONS_KIND = {CREATE: "CreateOptions", UPDATE: "UpdateOptions", DELETE: "Dele
 _CLIENT_TIMEOUT_SUFFIX = " (Client.Timeout exceeded while awaiting headers)"
 
 ConfigSource = Callable[[], list[dict[str, Any]]]
+# Where a request keeps its authorizer checks, shared by both webhook plugins and both rounds.
+_SESSION_KEY = "webhooks.authorizer"
 
 
 class CallError(Exception):
@@ -193,7 +197,7 @@ def rejection(webhook: str, status: dict[str, Any]) -> errors.StatusError:
 
 # -- calling one webhook --------------------------------------------------------------------------
 
-@dataclass
+@dataclass(frozen=True)
 class Hook:
     """One webhook of a stored configuration, with its position for audit annotation keys."""
 
@@ -233,18 +237,27 @@ class Dispatcher:
     """What both plugins share: configurations from the watch cache, one client per endpoint and CA,
     compiled matchConditions, and the call."""
 
-    def __init__(self, configs: ConfigSource, get_namespace: NamespaceGetter) -> None:
+    def __init__(self, configs: ConfigSource, get_namespace: NamespaceGetter,
+                 authorizer: Authorizer | None = None) -> None:
         self.configs = configs
         self.get_namespace = get_namespace
+        self.authorizer = authorizer
         self._clients: dict[tuple[str, str], WebhookClient] = {}
         self._programs: dict[str, Any] = {}
+        # The last configurations seen (held, so identity means unchanged) and their hooks.
+        self._seen: list[dict[str, Any]] = []
+        self._hooks: list[Hook] = []
 
     def hooks(self) -> list[Hook]:
+        configs = self.configs()
+        if len(configs) == len(self._seen) and all(a is b for a, b in zip(configs, self._seen)):
+            return self._hooks
         out: list[Hook] = []
-        for cfg in sorted(self.configs(), key=lambda c: str(_d(c.get("metadata")).get("name", ""))):
+        for cfg in sorted(configs, key=lambda c: str(_d(c.get("metadata")).get("name", ""))):
             name = str(_d(cfg.get("metadata")).get("name", ""))
             for spec in _l(cfg.get("webhooks")):
                 out.append(Hook(name, _d(spec), len(out)))
+        self._seen, self._hooks = configs, out
         return out
 
     def matches(self, hook: Hook, req: AdmissionRequest) -> Resource | None:
@@ -259,12 +272,26 @@ class Dispatcher:
             return None
         return matched
 
-    def conditions_hold(self, hook: Hook, req: AdmissionRequest) -> bool:
-        """matchConditions: all true to call; an evaluation error is a call failure."""
+    def session(self, req: AdmissionRequest) -> admission_cel.AuthorizerSession | None:
+        """The request's authorizer checks, asked as its user and remembered for all its webhooks."""
+        if self.authorizer is None:
+            return None
+        session = req.reinvocation.values.get(_SESSION_KEY)
+        if not isinstance(session, admission_cel.AuthorizerSession):
+            session = req.reinvocation.values[_SESSION_KEY] = admission_cel.AuthorizerSession(self.authorizer,
+                                                                                            req.user)
+        return session
+
+    async def conditions_hold(self, hook: Hook, req: AdmissionRequest) -> bool:
+        """matchConditions over object, oldObject, request and authorizer: all true to call; an
+        evaluation error is a call failure."""
         conditions = _l(hook.spec.get("matchConditions"))
         if not conditions:
             return True
-        activation = {"object": req.obj, "oldObject": req.old, "request": review_request(req, "")}
+        activation = {"object": req.obj, "oldObject": req.old, "request": review_request(req, ""),
+                      "authorizer": cel_library.authorizer_value(req.resource.group, req.resource.plural,
+                                                                 req.subresource, req.namespace, req.name)}
+        session = self.session(req)
         for mc in conditions:
             expr = str(_d(mc).get("expression") or "")
             try:
@@ -272,7 +299,7 @@ class Dispatcher:
                 if program is None:
                     program = self._programs[expr] = admission_cel.compile_expression(
                         expr, admission_cel.BASE_VARIABLES)
-                result = admission_cel.evaluate(program, activation)
+                result = await admission_cel.evaluate_async(program, activation, session)
             except (admission_cel.CELCompileError, admission_cel.CELRuntimeError) as e:
                 raise CallError(hook.name, f"failed to evaluate match condition {_d(mc).get('name')!s}: {e}") \
                     from None
@@ -380,7 +407,7 @@ class MutatingAdmissionWebhook:
         try:
             for hook in self.dispatcher.hooks():
                 matched = self.dispatcher.matches(hook, req)
-                if matched is None or not self._conditions_hold(hook, req, round_):
+                if matched is None or not await self._conditions_hold(hook, req, round_):
                     continue
                 # A webhook is never called for the first time in round 1.
                 if ctx.is_reinvoke and hook.uid not in record.reinvoke:
@@ -394,9 +421,9 @@ class MutatingAdmissionWebhook:
             # Only compared when IfNeeded webhooks wait for a change: no copy for every other write.
             record.last_output = copy.deepcopy(req.obj) if record.previously_invoked else None
 
-    def _conditions_hold(self, hook: Hook, req: AdmissionRequest, round_: int) -> bool:
+    async def _conditions_hold(self, hook: Hook, req: AdmissionRequest, round_: int) -> bool:
         try:
-            return self.dispatcher.conditions_hold(hook, req)
+            return await self.dispatcher.conditions_hold(hook, req)
         except CallError as e:
             if hook.failure_policy == "Ignore":
                 _failed_open(req, "mutation", round_, hook)
@@ -472,7 +499,7 @@ class ValidatingAdmissionWebhook:
 
     async def _one(self, hook: Hook, req: AdmissionRequest, matched: Resource) -> None:
         try:
-            if not self.dispatcher.conditions_hold(hook, req):
+            if not await self.dispatcher.conditions_hold(hook, req):
                 return
             verdict = await self.dispatcher.call(hook, req, matched, mutating=False)
         except CallError as e:
@@ -494,7 +521,8 @@ def _cached_list(deps: PluginDeps, plural: str) -> ConfigSource:
 
 
 def _dispatcher(deps: PluginDeps, plural: str) -> Dispatcher:
-    dispatcher = Dispatcher(_cached_list(deps, plural), lambda name: deps.cached("namespaces", None, name))
+    dispatcher = Dispatcher(_cached_list(deps, plural), lambda name: deps.cached("namespaces", None, name),
+                            deps.authorizer)
     deps.background.append(dispatcher.run)
     return dispatcher
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kubegate.api.resources import Resource
+from kubegate.api.validation.batch import CONTROLLER_UID_LABELS, JOB_NAME_LABELS
 from kubegate.api.validation.core import APPARMOR_CONTAINER_PREFIX, apparmor_profile
 
 Defaulter = Callable[[dict[str, Any]], None]
@@ -197,6 +198,110 @@ def _replicaset(obj: dict[str, Any]) -> None:
     _dict(obj, "status").setdefault("replicas", 0)
 
 
+def _statefulset(obj: dict[str, Any]) -> None:
+    spec = _dict(obj, "spec")
+    spec.setdefault("podManagementPolicy", "OrderedReady")
+    strategy = _dict(spec, "updateStrategy")
+    if not strategy.get("type"):
+        strategy["type"] = "RollingUpdate"
+        _dict(strategy, "rollingUpdate")
+    if strategy["type"] == "RollingUpdate" and isinstance(strategy.get("rollingUpdate"), dict):
+        strategy["rollingUpdate"].setdefault("partition", 0)
+    policy = _dict(spec, "persistentVolumeClaimRetentionPolicy")
+    policy.setdefault("whenDeleted", "Retain")
+    policy.setdefault("whenScaled", "Retain")
+    spec.setdefault("replicas", 1)
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("serviceName", "")  # not omitempty in apps/v1
+    _pod_template(spec)
+    for claim in _items(spec.get("volumeClaimTemplates")):
+        _pvc(claim)
+    # StatefulSetStatus.replicas and availableReplicas are not omitempty
+    status = _dict(obj, "status")
+    status.setdefault("replicas", 0)
+    status.setdefault("availableReplicas", 0)
+
+
+def _daemonset(obj: dict[str, Any]) -> None:
+    spec = _dict(obj, "spec")
+    strategy = _dict(spec, "updateStrategy")
+    if not strategy.get("type"):
+        strategy["type"] = "RollingUpdate"
+    if strategy["type"] == "RollingUpdate":
+        ru = _dict(strategy, "rollingUpdate")
+        ru.setdefault("maxUnavailable", 1)
+        ru.setdefault("maxSurge", 0)
+    spec.setdefault("revisionHistoryLimit", 10)
+    _pod_template(spec)
+    status = _dict(obj, "status")
+    for key in ("currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled", "numberReady"):
+        status.setdefault(key, 0)
+
+
+def _job_labels(obj: dict[str, Any]) -> None:
+    """A Job without labels of its own takes its pod template's."""
+    labels = ((_dict(obj, "spec").get("template") or {}).get("metadata") or {}).get("labels")
+    meta = _dict(obj, "metadata")
+    if isinstance(labels, dict) and not meta.get("labels"):
+        meta["labels"] = dict(labels)
+
+
+def _job(obj: dict[str, Any]) -> None:
+    spec = _dict(obj, "spec")
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        spec["completions"] = 1
+    if spec.get("parallelism") is None:
+        spec["parallelism"] = 1
+    if spec.get("backoffLimit") is None:
+        spec["backoffLimit"] = 2147483647 if spec.get("backoffLimitPerIndex") is not None else 6
+    _job_labels(obj)
+    spec.setdefault("completionMode", "NonIndexed")
+    spec.setdefault("suspend", False)
+    failure_policy = spec.get("podFailurePolicy")
+    if isinstance(failure_policy, dict):
+        for rule in _items(failure_policy.get("rules")):
+            for pattern in _items(rule.get("onPodConditions")):
+                if not pattern.get("status"):
+                    pattern["status"] = "True"
+    if spec.get("podReplacementPolicy") is None:
+        spec["podReplacementPolicy"] = "Failed" if isinstance(failure_policy, dict) else "TerminatingOrFailed"
+    spec.setdefault("manualSelector", False)
+    _pod_template(spec)
+    obj.setdefault("status", {})
+
+
+def _cronjob(obj: dict[str, Any]) -> None:
+    spec = _dict(obj, "spec")
+    if not spec.get("concurrencyPolicy"):
+        spec["concurrencyPolicy"] = "Allow"
+    spec.setdefault("suspend", False)
+    spec.setdefault("successfulJobsHistoryLimit", 3)
+    spec.setdefault("failedJobsHistoryLimit", 1)
+    # the job template's pod template gets the pod defaults; its JobSpec is defaulted when a Job is made
+    _pod_template(_dict(_dict(spec, "jobTemplate"), "spec"))
+    obj.setdefault("status", {})
+
+
+def _replicationcontroller(obj: dict[str, Any]) -> None:
+    spec = _dict(obj, "spec")
+    template = spec.get("template")  # a pointer upstream: an absent template stays absent
+    if isinstance(template, dict):
+        labels = (template.get("metadata") or {}).get("labels")
+        if isinstance(labels, dict):
+            if not spec.get("selector"):
+                spec["selector"] = dict(labels)
+            meta = _dict(obj, "metadata")
+            if not meta.get("labels"):
+                meta["labels"] = dict(labels)
+        pod_spec(_dict(template, "spec"))
+    spec.setdefault("replicas", 1)
+    _dict(obj, "status").setdefault("replicas", 0)
+
+
+def _podtemplate(obj: dict[str, Any]) -> None:
+    pod_spec(_dict(_dict(obj, "template"), "spec"))
+
+
 def _secret(obj: dict[str, Any]) -> None:
     # stringData is write-only: conversion folds it into data, overriding keys present in both
     string_data = obj.pop("stringData", None)
@@ -362,6 +467,12 @@ _DEFAULTERS: dict[tuple[str, str], Defaulter] = {
     ("", "Node"): _node,
     ("apps", "Deployment"): _deployment,
     ("apps", "ReplicaSet"): _replicaset,
+    ("apps", "StatefulSet"): _statefulset,
+    ("apps", "DaemonSet"): _daemonset,
+    ("batch", "Job"): _job,
+    ("batch", "CronJob"): _cronjob,
+    ("", "ReplicationController"): _replicationcontroller,
+    ("", "PodTemplate"): _podtemplate,
     ("rbac.authorization.k8s.io", "RoleBinding"): _binding,
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"): _binding,
     ("networking.k8s.io", "NetworkPolicy"): _networkpolicy,
@@ -432,8 +543,35 @@ def apparmor_version_skew(obj: dict[str, Any]) -> None:
                     sc["appArmorProfile"] = field
 
 
+DAEMONSET_TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
+
+
+def _job_selector(obj: dict[str, Any]) -> None:
+    """The job strategy's generateSelector (unless manualSelector): the template is labelled with the Job's
+    name and uid, and the selector matches the uid. Labels the user already set are kept (validation
+    then refuses a conflict). The Job's own labels are then defaulted again, as the stored object is."""
+    spec = _dict(obj, "spec")
+    if spec.get("manualSelector") is True:
+        return
+    meta = _dict(obj, "metadata")
+    labels = _dict(_dict(_dict(spec, "template"), "metadata"), "labels")
+    for key in JOB_NAME_LABELS:
+        labels.setdefault(key, str(meta.get("name") or ""))
+    for key in CONTROLLER_UID_LABELS:
+        labels.setdefault(key, str(meta.get("uid") or ""))
+    _dict(_dict(spec, "selector"), "matchLabels").setdefault(CONTROLLER_UID_LABELS[1], str(meta.get("uid") or ""))
+    _job_labels(obj)
+
+
+def _daemonset_template_generation(obj: dict[str, Any]) -> None:
+    """apps/v1 carries the internal spec.templateGeneration (1 on create) in an annotation."""
+    _dict(_dict(obj, "metadata"), "annotations")[DAEMONSET_TEMPLATE_GENERATION] = "1"
+
+
 _CREATE_STRATEGIES: dict[tuple[str, str], Defaulter] = {
     ("", "Pod"): apparmor_version_skew,
+    ("batch", "Job"): _job_selector,
+    ("apps", "DaemonSet"): _daemonset_template_generation,
 }
 
 
@@ -442,3 +580,22 @@ def prepare_for_create(resource: Resource, obj: dict[str, Any]) -> None:
     fn = _CREATE_STRATEGIES.get((resource.group, resource.kind))
     if fn is not None:
         fn(obj)
+
+
+def prepare_for_update(resource: Resource, obj: dict[str, Any], old: dict[str, Any]) -> None:
+    """What upstream's strategies set on update: a DaemonSet's template generation is the server's,
+    one more than before when the pod template changed."""
+    if (resource.group, resource.kind) != ("apps", "DaemonSet"):
+        return
+    old_meta = old.get("metadata") or {}
+    try:
+        generation = int((old_meta.get("annotations") or {}).get(DAEMONSET_TEMPLATE_GENERATION, "0"))
+    except ValueError:
+        generation = 0
+    if (obj.get("spec") or {}).get("template") != (old.get("spec") or {}).get("template"):
+        generation += 1
+    meta = _dict(obj, "metadata")
+    if generation:
+        _dict(meta, "annotations")[DAEMONSET_TEMPLATE_GENERATION] = str(generation)
+    elif isinstance(meta.get("annotations"), dict):
+        meta["annotations"].pop(DAEMONSET_TEMPLATE_GENERATION, None)

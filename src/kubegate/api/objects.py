@@ -1,13 +1,14 @@
 """Small helpers over JSON-form objects: metadata access, timestamps, generated names."""
 from __future__ import annotations
 
-import secrets
+import random
 import uuid
 from datetime import datetime, timezone
 from typing import Any
 
 # Upstream's utilrand alphabet: no vowels (no words), no confusable characters.
 _ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"
+_RANDOM = random.Random()  # seeded from os.urandom
 
 
 def now_rfc3339() -> str:
@@ -19,13 +20,9 @@ def new_uid() -> str:
 
 
 def random_suffix(n: int = 5) -> str:
-    # One draw for all n characters: a pod create with the service-account volume makes two names.
-    value = secrets.randbelow(len(_ALPHANUMS) ** n)
-    out = []
-    for _ in range(n):
-        value, i = divmod(value, len(_ALPHANUMS))
-        out.append(_ALPHANUMS[i])
-    return "".join(out)
+    # Upstream's utilrand draws from math/rand: names need to be distinct, not unguessable (a
+    # collision is retried), and a pod create makes two of them.
+    return "".join(_RANDOM.choices(_ALPHANUMS, k=n))
 
 
 def generate_name(base: str) -> str:

@@ -116,6 +116,12 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "persistentvolumes", "persistentvolume", "PersistentVolume", False, CRUD, ("pv",),
              subresources=(_status("PersistentVolume"),), schema="io.k8s.api.core.v1.PersistentVolume",
              storage_version_hash="HN/zwEC+JgM=", has_status=True),
+    Resource("", "v1", "podtemplates", "podtemplate", "PodTemplate", True,
+             schema="io.k8s.api.core.v1.PodTemplate", storage_version_hash="LIXB2x4IFpk="),
+    Resource("", "v1", "replicationcontrollers", "replicationcontroller", "ReplicationController", True, CRUD,
+             ("rc",), ("all",), subresources=(_SCALE, _status("ReplicationController")),
+             schema="io.k8s.api.core.v1.ReplicationController", storage_prefix="/registry/controllers",
+             storage_version_hash="Jond2If31h0=", has_status=True),
     # apps/v1
     Resource("apps", "v1", "deployments", "deployment", "Deployment", True, CRUD, ("deploy",), ("all",),
              subresources=(_SCALE, _status("Deployment")),
@@ -123,6 +129,18 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("apps", "v1", "replicasets", "replicaset", "ReplicaSet", True, CRUD, ("rs",), ("all",),
              subresources=(_SCALE, _status("ReplicaSet")),
              schema="io.k8s.api.apps.v1.ReplicaSet", storage_version_hash="P1RzHs8/mWQ=", has_status=True),
+    Resource("apps", "v1", "statefulsets", "statefulset", "StatefulSet", True, CRUD, ("sts",), ("all",),
+             subresources=(_SCALE, _status("StatefulSet")),
+             schema="io.k8s.api.apps.v1.StatefulSet", storage_version_hash="H+vl74LkKdo=", has_status=True),
+    Resource("apps", "v1", "daemonsets", "daemonset", "DaemonSet", True, CRUD, ("ds",), ("all",),
+             subresources=(_status("DaemonSet"),),
+             schema="io.k8s.api.apps.v1.DaemonSet", storage_version_hash="dd7pWHUlMKQ=", has_status=True),
+    # batch/v1
+    Resource("batch", "v1", "jobs", "job", "Job", True, CRUD, (), ("all",), subresources=(_status("Job"),),
+             schema="io.k8s.api.batch.v1.Job", storage_version_hash="mudhfqk/qZY=", has_status=True),
+    Resource("batch", "v1", "cronjobs", "cronjob", "CronJob", True, CRUD, ("cj",), ("all",),
+             subresources=(_status("CronJob"),),
+             schema="io.k8s.api.batch.v1.CronJob", storage_version_hash="sd5LIXh4Fjs=", has_status=True),
     # rbac.authorization.k8s.io/v1
     Resource("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "clusterrolebinding",
              "ClusterRoleBinding", False, schema="io.k8s.api.rbac.v1.ClusterRoleBinding",
@@ -203,7 +221,7 @@ RESOURCES: tuple[Resource, ...] = (
 
 # Groups in the order upstream's /apis lists them (the subset kubegate serves).
 GROUP_ORDER: tuple[str, ...] = (
-    "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "certificates.k8s.io",
+    "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "batch", "certificates.k8s.io",
     "networking.k8s.io", "rbac.authorization.k8s.io", "storage.k8s.io", "admissionregistration.k8s.io",
     "apiextensions.k8s.io", "coordination.k8s.io",
     "netpol.kubegate.dev",

@@ -299,6 +299,81 @@ def _replicaset_row(rs: Obj, now: datetime) -> list[Cell]:
             _age(rs, now), names, images, format_label_selector(spec.get("selector"))]
 
 
+def _format_labels(labels: Any) -> str:
+    """labels.FormatLabels: sorted k=v pairs, or <none>."""
+    if not isinstance(labels, dict) or not labels:
+        return "<none>"
+    return ",".join(f"{k}={labels[k]}" for k in sorted(labels))
+
+
+def _statefulset_row(sts: Obj, now: datetime) -> list[Cell]:
+    names, images = _containers(_template_spec(sts))
+    return [_name(sts), f"{_int(_status(sts).get('readyReplicas'))}/{_int(_spec(sts).get('replicas'))}",
+            _age(sts, now), names, images]
+
+
+def _daemonset_row(ds: Obj, now: datetime) -> list[Cell]:
+    spec, status = _spec(ds), _status(ds)
+    names, images = _containers(_template_spec(ds))
+    return [_name(ds), _int(status.get("desiredNumberScheduled")), _int(status.get("currentNumberScheduled")),
+            _int(status.get("numberReady")), _int(status.get("updatedNumberScheduled")),
+            _int(status.get("numberAvailable")), _format_labels(_template_spec(ds).get("nodeSelector")),
+            _age(ds, now), names, images, format_label_selector(spec.get("selector"))]
+
+
+# printJob's status: the first matching condition type that is True decides, in this order.
+_JOB_CONDITION_STATUS = (("Complete", "Complete"), ("Failed", "Failed"), ("", "Terminating"),
+                         ("Suspended", "Suspended"), ("FailureTarget", "FailureTarget"),
+                         ("SuccessCriteriaMet", "SuccessCriteriaMet"))
+
+
+def _job_row(job: Obj, now: datetime) -> list[Cell]:
+    spec, status = _spec(job), _status(job)
+    succeeded = _int(status.get("succeeded"))
+    if isinstance(spec.get("completions"), int):
+        completions = f"{succeeded}/{spec['completions']}"
+    elif _int(spec.get("parallelism")) > 1:
+        completions = f"{succeeded}/1 of {spec['parallelism']}"
+    else:
+        completions = f"{succeeded}/1"
+    start, end = parse_time(status.get("startTime")), parse_time(status.get("completionTime"))
+    duration = "" if start is None else human_duration((end or now) - start)
+    conditions = status.get("conditions") or []
+    state = "Running"
+    for cond_type, text in _JOB_CONDITION_STATUS:
+        if (_first_condition_true(conditions, cond_type) if cond_type
+                else _meta(job).get("deletionTimestamp") is not None):
+            state = text
+            break
+    names, images = _containers(_template_spec(job))
+    return [_name(job), state, completions, duration, _age(job, now), names, images,
+            format_label_selector(spec.get("selector"))]
+
+
+def _cronjob_row(cj: Obj, now: datetime) -> list[Cell]:
+    spec, status = _spec(cj), _status(cj)
+    job_spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    suspend = spec.get("suspend")
+    last = status.get("lastScheduleTime")
+    names, images = _containers((job_spec.get("template") or {}).get("spec") or {})
+    return [_name(cj), str(spec.get("schedule", "")), spec.get("timeZone") or "<none>",
+            "<unset>" if suspend is None else ("True" if suspend else "False"), len(status.get("active") or []),
+            "<none>" if last is None else _since(last, now), _age(cj, now), names, images,
+            format_label_selector(job_spec.get("selector"))]
+
+
+def _replicationcontroller_row(rc: Obj, now: datetime) -> list[Cell]:
+    spec, status = _spec(rc), _status(rc)
+    names, images = _containers(_template_spec(rc))
+    return [_name(rc), _int(spec.get("replicas")), _int(status.get("replicas")), _int(status.get("readyReplicas")),
+            _age(rc, now), names, images, _format_labels(spec.get("selector"))]
+
+
+def _podtemplate_row(pt: Obj, now: datetime) -> list[Cell]:
+    template = pt.get("template") or {}
+    names, images = _containers(template.get("spec") or {})
+    return [_name(pt), names, images, _format_labels((template.get("metadata") or {}).get("labels"))]
+
 def _node_row(node: Obj, now: datetime) -> list[Cell]:
     status = _status(node)
     conds = {c.get("type"): c for c in status.get("conditions") or []}
@@ -481,6 +556,104 @@ _REPLICASET = Printer((
                    "https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors", 1),
 ), _replicaset_row)
 
+_D_LABEL_SELECTORS = ("More info: "
+                      "https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors")
+
+_STATEFULSET = Printer((
+    NAME_COLUMN,
+    _c("Ready", "Number of the pod with ready state"),
+    AGE_COLUMN,
+    _c("Containers", _D_CONTAINERS, 1),
+    _c("Images", _D_IMAGES, 1),
+), _statefulset_row)
+
+_DAEMONSET = Printer((
+    NAME_COLUMN,
+    _c("Desired", "The total number of nodes that should be running the daemon pod (including nodes correctly "
+                  "running the daemon pod). More info: "
+                  "https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/", type_="integer"),
+    _c("Current", "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon "
+                  "pod. More info: https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/",
+       type_="integer"),
+    _c("Ready", "numberReady is the number of nodes that should be running the daemon pod and have one or more of "
+                "the daemon pod running with a Ready Condition.", type_="integer"),
+    _c("Up-to-date", "The total number of nodes that are running updated daemon pod", type_="integer"),
+    _c("Available", "The number of nodes that should be running the daemon pod and have one or more of the daemon "
+                    "pod running and available (ready for at least spec.minReadySeconds)", type_="integer"),
+    _c("Node Selector", "NodeSelector is a selector which must be true for the pod to fit on a node. Selector which "
+                        "must match a node's labels for the pod to be scheduled on that node. More info: "
+                        "https://kubernetes.io/docs/concepts/configuration/assign-pod-node/"),
+    AGE_COLUMN,
+    _c("Containers", _D_CONTAINERS, 1),
+    _c("Images", _D_IMAGES, 1),
+    _c("Selector", "A label query over pods that are managed by the daemon set. Must match in order to be "
+                   "controlled. It must match the pod template's labels. " + _D_LABEL_SELECTORS, 1),
+), _daemonset_row)
+
+_D_JOB_SELECTOR = ("A label query over pods that should match the pod count. Normally, the system sets this field "
+                   "for you. " + _D_LABEL_SELECTORS)
+
+_JOB = Printer((
+    NAME_COLUMN,
+    _c("Status", "Status of the job."),
+    _c("Completions", "The number of pods which reached phase Succeeded. The value increases monotonically for a "
+                      "given spec. However, it may decrease in reaction to scale down of elastic indexed jobs."),
+    _c("Duration", "Time required to complete the job."),
+    AGE_COLUMN,
+    _c("Containers", _D_CONTAINERS, 1),
+    _c("Images", _D_IMAGES, 1),
+    _c("Selector", _D_JOB_SELECTOR, 1),
+), _job_row)
+
+_CRONJOB = Printer((
+    NAME_COLUMN,
+    _c("Schedule", "The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron."),
+    _c("Timezone", "The time zone name for the given schedule, see "
+                   "https://en.wikipedia.org/wiki/List_of_tz_database_time_zones. If not specified, this will "
+                   "default to the time zone of the kube-controller-manager process. The set of valid time zone "
+                   "names and the time zone offset is loaded from the system-wide time zone database by the API "
+                   "server during CronJob validation and the controller manager during execution. If no "
+                   "system-wide time zone database can be found a bundled version of the database is used instead. "
+                   "If the time zone name becomes invalid during the lifetime of a CronJob or due to a change in "
+                   "host configuration, the controller will stop creating new new Jobs and will create a system "
+                   "event with the reason UnknownTimeZone. More information can be found in "
+                   "https://kubernetes.io/docs/concepts/workloads/controllers/cron-jobs/#time-zones"),
+    _c("Suspend", "This flag tells the controller to suspend subsequent executions, it does not apply to already "
+                  "started executions.  Defaults to false.", type_="boolean"),
+    _c("Active", "A list of pointers to currently running jobs.", type_="integer"),
+    _c("Last Schedule", "Information when was the last time the job was successfully scheduled."),
+    AGE_COLUMN,
+    _c("Containers", _D_CONTAINERS, 1),
+    _c("Images", _D_IMAGES, 1),
+    _c("Selector", _D_JOB_SELECTOR, 1),
+), _cronjob_row)
+
+_D_RC = ("https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller"
+         "#what-is-a-replicationcontroller")
+
+_REPLICATIONCONTROLLER = Printer((
+    NAME_COLUMN,
+    _c("Desired", "Replicas is the number of desired replicas. This is a pointer to distinguish between explicit "
+                  "zero and unspecified. Defaults to 1. More info: " + _D_RC, type_="integer"),
+    _c("Current", "Replicas is the most recently observed number of replicas. More info: " + _D_RC,
+       type_="integer"),
+    _c("Ready", "The number of ready replicas for this replication controller.", type_="integer"),
+    AGE_COLUMN,
+    _c("Containers", _D_CONTAINERS, 1),
+    _c("Images", _D_IMAGES, 1),
+    _c("Selector", "Selector is a label query over pods that should match the Replicas count. If Selector is "
+                   "empty, it is defaulted to the labels present on the Pod template. Label keys and values that "
+                   "must match in order to be controlled by this replication controller, if empty defaulted to "
+                   "labels on Pod template. " + _D_LABEL_SELECTORS, 1),
+), _replicationcontroller_row)
+
+_PODTEMPLATE = Printer((
+    NAME_COLUMN,
+    _c("Containers", _D_CONTAINERS),
+    _c("Images", _D_IMAGES),
+    _c("Pod Labels", "The labels for the pod template."),
+), _podtemplate_row)
+
 _NODE = Printer((
     NAME_COLUMN,
     _c("Status", "The status of the node"),
@@ -647,6 +820,12 @@ PRINTERS: dict[tuple[str, str], Printer] = {
     ("", "PersistentVolumeClaim"): _PVC,
     ("apps", "Deployment"): _DEPLOYMENT,
     ("apps", "ReplicaSet"): _REPLICASET,
+    ("apps", "StatefulSet"): _STATEFULSET,
+    ("apps", "DaemonSet"): _DAEMONSET,
+    ("batch", "Job"): _JOB,
+    ("batch", "CronJob"): _CRONJOB,
+    ("", "ReplicationController"): _REPLICATIONCONTROLLER,
+    ("", "PodTemplate"): _PODTEMPLATE,
     ("rbac.authorization.k8s.io", "RoleBinding"): _ROLEBINDING,
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"): _CLUSTERROLEBINDING,
     ("certificates.k8s.io", "CertificateSigningRequest"): _CSR,

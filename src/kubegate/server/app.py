@@ -376,6 +376,8 @@ def registry_hooks(pod_options: validation.PodOptions = validation.PodOptions())
         defaults.apply_defaults(r, obj)
         if old is None:
             defaults.prepare_for_create(r, obj)
+        else:
+            defaults.prepare_for_update(r, obj, old)
 
     def validate(r: Resource, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         causes = validation.validate(r, obj, old, pod_options)

@@ -305,7 +305,7 @@ async def build(cfg: ServerConfig) -> tuple[app_mod.Components, ssl.SSLContext]:
         if isinstance(store, EncryptingStore):
             reg.stale = store.stale  # an unchanged update still rewrites a value the writer did not write
         registries[(r.group, r.version, r.plural)] = reg
-        if r.group in ("", "apps", "rbac.authorization.k8s.io", "certificates.k8s.io", "networking.k8s.io",
+        if r.group in ("", "apps", "batch", "rbac.authorization.k8s.io", "certificates.k8s.io", "networking.k8s.io",
                        "coordination.k8s.io", "storage.k8s.io"):
             by_plural.setdefault(r.plural, reg)
         shared.setdefault(r.key_prefix, reg)

@@ -92,8 +92,7 @@ class RESTHandler:
     def _admitted(self, req: Request, areq: AdmissionRequest, warnings: list[str]) -> list[str]:
         """A successful write keeps its audit annotations on the request and answers with the
         decoder's warnings, then admission's."""
-        if areq.annotations:
-            req.http.setdefault(AUDIT_ANNOTATIONS, {}).update(areq.annotations)
+        _keep_annotations(req, areq)
         return warnings + areq.warnings
 
     async def serve(self, req: Request) -> web.StreamResponse:
@@ -463,8 +462,17 @@ def _record(req: Request, areq: AdmissionRequest) -> None:
     recorded = req.http.get(WARNINGS)
     if recorded is not None:
         recorded.extend(areq.warnings)
-    if areq.annotations:
-        req.http.setdefault(AUDIT_ANNOTATIONS, {}).update(areq.annotations)
+    _keep_annotations(req, areq)
+
+
+def _keep_annotations(req: Request, areq: AdmissionRequest) -> None:
+    if not areq.annotations:
+        return
+    # web.Request's setdefault is the generic MutableMapping one (a raise and catch per call).
+    kept = req.http.get(AUDIT_ANNOTATIONS)
+    if kept is None:
+        req.http[AUDIT_ANNOTATIONS] = kept = {}
+    kept.update(areq.annotations)
 
 
 def _options(req: Request, kind: str) -> dict[str, Any]:

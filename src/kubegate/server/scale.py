@@ -1,4 +1,4 @@
-"""The autoscaling/v1 Scale subresource of deployments and replicasets."""
+"""The autoscaling/v1 Scale subresource of deployments, replicasets, statefulsets and replicationcontrollers."""
 from __future__ import annotations
 
 from typing import Any
@@ -17,10 +17,13 @@ def to_scale(r: Resource, obj: dict[str, Any]) -> dict[str, Any]:
     meta = {k: m[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in m}
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
+    selector = spec.get("selector") or {}
+    if r.kind == "ReplicationController":  # a plain label map, not a LabelSelector
+        selector = {"matchLabels": selector}
     return {"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": meta,
             "spec": {"replicas": spec.get("replicas", 0)},
             "status": {"replicas": status.get("replicas", 0),
-                       "selector": _selector_string(spec.get("selector") or {})}}
+                       "selector": _selector_string(selector)}}
 
 
 def apply_scale(r: Resource, cur: dict[str, Any], scale: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 from kubegate.api.errors import Cause
 from kubegate.api.resources import Resource
 
-from . import admissionregistration, apps, certificates, coordination, core, networking, rbac, storage
+from . import admissionregistration, apps, batch, certificates, coordination, core, networking, rbac, storage
 from .common import d
 from .core import DEFAULT_POD_OPTIONS, PodOptions
 from .meta import validate_object_meta_update
@@ -55,6 +55,12 @@ _POD_VALIDATORS: dict[tuple[str, str], PodValidator] = {
     ("", "Pod"): core.pod,
     ("apps", "Deployment"): apps.deployment,
     ("apps", "ReplicaSet"): apps.replicaset,
+    ("apps", "StatefulSet"): apps.statefulset,
+    ("apps", "DaemonSet"): apps.daemonset,
+    ("batch", "Job"): batch.job,
+    ("batch", "CronJob"): batch.cronjob,
+    ("", "ReplicationController"): core.replicationcontroller,
+    ("", "PodTemplate"): core.podtemplate,
 }
 
 _STATUS_VALIDATORS: dict[tuple[str, str], StatusValidator] = {
@@ -62,6 +68,10 @@ _STATUS_VALIDATORS: dict[tuple[str, str], StatusValidator] = {
     ("", "ResourceQuota"): core.resourcequota_status,
     ("apps", "Deployment"): apps.workload_status,
     ("apps", "ReplicaSet"): apps.workload_status,
+    ("apps", "StatefulSet"): apps.statefulset_status,
+    ("apps", "DaemonSet"): apps.daemonset_status,
+    ("batch", "Job"): batch.job_status,
+    ("", "ReplicationController"): apps.workload_status,
     ("certificates.k8s.io", "CertificateSigningRequest"): certificates.csr_status,
 }
 

@@ -17,7 +17,7 @@ from kubegate.api.errors import (
 )
 
 from . import names, quantity
-from .common import d, field_not_found, lst, s, unique_name
+from .common import GoJSON, d, field_not_found, lst, nonnegative, s, unique_name
 from kubegate.api.gojson import unmarshal_object_error
 from .meta import (
     immutable, validate_annotations, validate_labels, validate_meta, validate_object_meta, validate_object_meta_update,
@@ -829,6 +829,43 @@ def pod_template(path: str, template: dict[str, Any], opts: PodOptions = DEFAULT
     if lst(spec.get("ephemeralContainers")):
         causes.append(field_forbidden(f"{path}.spec.ephemeralContainers", "ephemeral containers not allowed in pod "
                                                                           "template"))
+    return causes
+
+
+def podtemplate(obj: dict[str, Any], old: dict[str, Any] | None,
+                opts: PodOptions = DEFAULT_POD_OPTIONS) -> list[Cause]:
+    causes = validate_meta(obj, old, True, names.name_is_dns_subdomain)
+    return causes + pod_template("template", d(obj.get("template")), opts)
+
+
+def replicationcontroller(obj: dict[str, Any], old: dict[str, Any] | None,
+                          opts: PodOptions = DEFAULT_POD_OPTIONS) -> list[Cause]:
+    """ValidateReplicationController(Update): the selector is a plain label map and stays mutable."""
+    spec = d(obj.get("spec"))
+    causes = validate_meta(obj, old, True, names.name_is_dns_subdomain)
+    causes += nonnegative("spec.minReadySeconds", spec.get("minReadySeconds"))
+    selector = d(spec.get("selector"))
+    if not selector:
+        causes.append(field_required("spec.selector"))
+    if spec.get("replicas") is None:
+        causes.append(field_required("spec.replicas"))
+    else:
+        causes += nonnegative("spec.replicas", spec.get("replicas"))
+    template = spec.get("template")
+    if not isinstance(template, dict):
+        return causes + [field_required("spec.template")]
+    tlabels = d(d(template.get("metadata")).get("labels"))
+    if selector and any(tlabels.get(k) != v for k, v in selector.items()):
+        causes.append(field_invalid("spec.template.metadata.labels", GoJSON(tlabels),
+                                    "`selector` does not match template `labels`"))
+    causes += pod_template("spec.template", template, opts)
+    tspec = d(template.get("spec"))
+    rp = s(tspec.get("restartPolicy"))
+    if rp != "Always":
+        causes.append(field_not_supported("spec.template.spec.restartPolicy", rp, ["Always"]))
+    if tspec.get("activeDeadlineSeconds") is not None:
+        causes.append(field_forbidden("spec.template.spec.activeDeadlineSeconds",
+                                      "activeDeadlineSeconds in ReplicationController is not Supported"))
     return causes
 
 

@@ -6,6 +6,7 @@ values) says "... N bytes". Both wordings are reproduced where upstream uses the
 """
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 
@@ -102,6 +103,15 @@ def is_qualified_name(value: str, *, noun: str = "a valid label key", bytes_mess
     """content.IsLabelKey (the default), or apimachinery's IsQualifiedName (noun "a qualified
     name", lengths in characters, as label selectors report): an optional DNS-subdomain prefix,
     '/', and a 63-byte name."""
+    return list(_qualified_name_errors(value, noun, bytes_message))
+
+
+@functools.lru_cache(maxsize=4096)  # label and toleration keys repeat on every write
+def _qualified_name_errors(value: str, noun: str, bytes_message: bool) -> tuple[str, ...]:
+    return tuple(_qualified_name_checks(value, noun, bytes_message))
+
+
+def _qualified_name_checks(value: str, noun: str, bytes_message: bool) -> list[str]:
     errs: list[str] = []
     parts = value.split("/")
     if len(parts) == 1:

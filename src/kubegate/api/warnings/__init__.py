@@ -18,8 +18,20 @@ _POD_NAME = "metadata.name: this is used in the Pod's hostname, which can result
             "a DNS label is recommended: "
 _OWNER_NAME = "metadata.name: this is used in Pod names and hostnames, which can result in surprising behavior; " \
               "a DNS label is recommended: "
-# Workloads whose spec.template is a pod template.
-_TEMPLATE_KINDS = frozenset({("apps", "Deployment"), ("apps", "ReplicaSet")})
+# Workloads holding a pod template: the path to it, and whether the strategy warns about a name that is no
+# DNS label (a StatefulSet's name must be one; a PodTemplate's names no pod).
+_TEMPLATE_KINDS: dict[tuple[str, str], tuple[tuple[str, ...], bool]] = {
+    ("apps", "Deployment"): (("spec", "template"), True),
+    ("apps", "ReplicaSet"): (("spec", "template"), True),
+    ("apps", "DaemonSet"): (("spec", "template"), True),
+    ("apps", "StatefulSet"): (("spec", "template"), False),
+    ("batch", "Job"): (("spec", "template"), True),
+    ("batch", "CronJob"): (("spec", "jobTemplate", "spec", "template"), True),
+    ("", "ReplicationController"): (("spec", "template"), True),
+    ("", "PodTemplate"): (("template",), False),
+}
+_NEGATIVE_HISTORY = "spec.revisionHistoryLimit: a negative value retains all historical revisions; a value >= 0 " \
+                    "is recommended"
 
 
 def _name(message: str, obj: dict[str, Any]) -> list[str]:
@@ -34,15 +46,24 @@ def for_write(resource: Resource, obj: dict[str, Any], old: dict[str, Any] | Non
         if old is not None:
             return []
         return _name(_POD_NAME, obj) + spec_warnings("", d(obj.get("spec")), d(obj.get("metadata")))
-    if key not in _TEMPLATE_KINDS:
+    entry = _TEMPLATE_KINDS.get(key)
+    if entry is None:
         return []
-    template = d(d(obj.get("spec")).get("template"))
+    path, warn_name = entry
+    template: Any = obj
+    for part in path:
+        template = d(d(template).get(part))
+    warnings = template_warnings(".".join(path), template)
+    if key == ("apps", "StatefulSet"):
+        limit = d(obj.get("spec")).get("revisionHistoryLimit")
+        if isinstance(limit, int) and limit < 0:
+            warnings.append(_NEGATIVE_HISTORY)
     if old is None:
-        return _name(_OWNER_NAME, obj) + template_warnings("spec.template", template)
+        return (_name(_OWNER_NAME, obj) if warn_name else []) + warnings
     # Only an update that changes the spec (a new generation) warns about the template again.
     if d(obj.get("metadata")).get("generation") == d(old.get("metadata")).get("generation"):
         return []
-    return template_warnings("spec.template", template)
+    return warnings
 
 
 __all__ = ["for_write"]

@@ -44,6 +44,8 @@ _DEPRECATED_VOLUMES = (  # checked in this order for each volume
 )
 # Upstream names the StorageOS volume "storageOS" in its warning path (the Go field name).
 _VOLUME_PATH_NAMES = {"storageos": "storageOS"}
+_PROJECTED_ITEM_SOURCES = (("configMap", "configMap"), ("secret", "secrets"), ("downwardAPI", "downwardAPI"))
+_VOLUME_KEYS_WARNED = frozenset(k for k, _ in _DEPRECATED_VOLUMES if k is not None) | {"ephemeral"}
 _SECCOMP_POD = "seccomp.security.alpha.kubernetes.io/pod"
 _SECCOMP_CONTAINER = "container.seccomp.security.alpha.kubernetes.io/"
 _APPARMOR_CONTAINER = "container.apparmor.security.beta.kubernetes.io/"
@@ -130,6 +132,8 @@ def _volumes(spec_path: str, spec: dict[str, Any]) -> list[str]:
     out = []
     volumes = [d(v) for v in lst(spec.get("volumes"))]
     for i, v in enumerate(volumes):
+        if v.keys().isdisjoint(_VOLUME_KEYS_WARNED):
+            continue  # most volumes: no deprecated source, no ephemeral claim
         vpath = f"{spec_path}.volumes[{i}]"
         for key, msg in _DEPRECATED_VOLUMES:
             if key is None:
@@ -146,8 +150,11 @@ def _volumes(spec_path: str, spec: dict[str, Any]) -> list[str]:
     for i, src in sources:
         ppath = f"{spec_path}.volumes[{i}].projected.sources"
         # Upstream's paths, including "secrets" and "ClusterTrustBundle" as it spells them.
-        for key, label in (("configMap", "configMap"), ("secret", "secrets"), ("downwardAPI", "downwardAPI")):
-            for j, item in enumerate(lst(d(src.get(key)).get("items"))):
+        for key, label in _PROJECTED_ITEM_SOURCES:
+            source = src.get(key)
+            if not isinstance(source, dict):
+                continue
+            for j, item in enumerate(lst(source.get("items"))):
                 item_path = s(d(item).get("path"))
                 if item_path in token_paths:
                     out.append(f"{ppath}.{label}[{j}]: has duplicated path with ServiceAccountToken "
