@@ -11,8 +11,21 @@ _ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"
 _RANDOM = random.Random()  # seeded from os.urandom
 
 
+_RFC3339 = "%Y-%m-%dT%H:%M:%SZ"
+ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time, as metav1.Time prints an unset time
+
+
 def now_rfc3339() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(timezone.utc).strftime(_RFC3339)
+
+
+def rfc3339(t: datetime) -> str:
+    """metav1.Time's wire form: UTC, whole seconds."""
+    return t.astimezone(timezone.utc).strftime(_RFC3339)
+
+
+def timestamp_rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime(_RFC3339)
 
 
 def new_uid() -> str:

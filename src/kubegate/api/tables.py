@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from kubegate.api.errors import bad_request
+from kubegate.api.objects import ZERO_TIME, rfc3339
 from kubegate.api.resources import Resource
 from kubegate.api.selectors import SelectorError, core_event_view, format_label_selector, label_selector_from_object
 
@@ -838,7 +839,7 @@ PRINTERS: dict[tuple[str, str], Printer] = {
 def _default_row(obj: Obj, now: datetime) -> list[Cell]:
     t = parse_time(_meta(obj).get("creationTimestamp"))
     # Go formats the zero time when creationTimestamp is unset
-    return [_name(obj), t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if t else "0001-01-01T00:00:00Z"]
+    return [_name(obj), rfc3339(t) if t else ZERO_TIME]
 
 
 def columns_for(resource: Resource) -> tuple[Column, ...]:

@@ -19,6 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from kubegate.api.objects import rfc3339
 from kubegate.authn import AuthenticationError, AuthRequest, AuthResult
 from kubegate.authn.user import CREDENTIAL_ID_KEY, UserInfo
 
@@ -28,10 +29,6 @@ _UNKNOWN_AUTHORITY = "x509: certificate signed by unknown authority"
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _go_time(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _hex_colon(data: bytes) -> str:
@@ -56,10 +53,10 @@ def _identifier(cert: x509.Certificate) -> str:
 def _time_error(cert: x509.Certificate, now: datetime) -> str | None:
     if now < cert.not_valid_before_utc:
         return ("x509: certificate has expired or is not yet valid: current time "
-                f"{_go_time(now)} is before {_go_time(cert.not_valid_before_utc)}")
+                f"{rfc3339(now)} is before {rfc3339(cert.not_valid_before_utc)}")
     if now > cert.not_valid_after_utc:
         return ("x509: certificate has expired or is not yet valid: current time "
-                f"{_go_time(now)} is after {_go_time(cert.not_valid_after_utc)}")
+                f"{rfc3339(now)} is after {rfc3339(cert.not_valid_after_utc)}")
     return None
 
 

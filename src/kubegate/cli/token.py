@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from kubegate.api.objects import rfc3339
 from kubegate.authn import bootstrap_token as bt
 from kubegate.protobuf.codec import ProtobufError, parse_duration
 
@@ -52,7 +53,7 @@ def secret_for(token: str, ttl_seconds: float, usages: list[str], groups: list[s
         data["description"] = description
     if ttl_seconds > 0:
         expires = now + datetime.timedelta(seconds=ttl_seconds)
-        data[bt.EXPIRATION_KEY] = expires.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        data[bt.EXPIRATION_KEY] = rfc3339(expires)
     for u in usages:
         data[f"usage-bootstrap-{u}"] = "true"
     if groups:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Generic, TypeVar
+
+from kubegate.api.objects import timestamp_rfc3339
 
 MAX_EVENTS = 10  # defaultAggregateMaxEvents
 MAX_INTERVAL_NS = 600 * 1_000_000_000  # defaultAggregateIntervalInSeconds
@@ -52,7 +53,7 @@ def _d(v: Any) -> dict[str, Any]:
 
 
 def rfc3339(now_ns: int) -> str:
-    return datetime.fromtimestamp(now_ns // 1_000_000_000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return timestamp_rfc3339(now_ns // 1_000_000_000)
 
 
 def _similarity_key(ev: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from kubegate.api import objects
 from kubegate.pki.certs import PKIError, PrivateKey
 
 NAMESPACE = "kube-system"
@@ -59,7 +60,7 @@ def revoked_serials(configmap: Mapping[str, Any] | None) -> dict[int, datetime.d
 
 
 def rfc3339(t: datetime.datetime) -> str:
-    return t.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return objects.rfc3339(t)
 
 
 def build_crl(ca_cert: x509.Certificate, ca_key: PrivateKey, revoked: Mapping[int, datetime.datetime],

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any
 
 from kubegate.api import errors
+from kubegate.api.objects import timestamp_rfc3339
 from kubegate.api.registry import ResourceRegistry
 from kubegate.server.rest import Request
 from kubegate.serviceaccount.claims import (
@@ -21,10 +21,6 @@ _KIND = "TokenRequest"
 DEFAULT_EXPIRATION_SECONDS = 3600
 MIN_EXPIRATION_SECONDS = 600
 MAX_EXPIRATION_SECONDS = 2**32 - 1  # math.MaxUint32
-
-
-def _rfc3339(ts: int) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _invalid(name: str, path: str, value: Any, detail: str) -> errors.StatusError:
@@ -73,7 +69,7 @@ class TokenRequestREST:
         meta.setdefault("name", name)
         meta.setdefault("namespace", namespace)
         meta.setdefault("uid", sa_uid)
-        meta["creationTimestamp"] = _rfc3339(now)
+        meta["creationTimestamp"] = timestamp_rfc3339(now)
         if expiration < MIN_EXPIRATION_SECONDS:
             raise _invalid("", "spec.expirationSeconds", expiration, "may not specify a duration less than 10 minutes")
         if expiration > MAX_EXPIRATION_SECONDS:
@@ -101,7 +97,7 @@ class TokenRequestREST:
         out_ref = None if ref is None else {k: ref[k] for k in ("kind", "apiVersion", "name", "uid") if ref.get(k)}
         return {"kind": _KIND, "apiVersion": f"{_GROUP}/v1", "metadata": meta,
                 "spec": {"audiences": audiences, "expirationSeconds": expiration, "boundObjectRef": out_ref},
-                "status": {"token": self._signer.sign(claims), "expirationTimestamp": _rfc3339(now + expiration)},
+                "status": {"token": self._signer.sign(claims), "expirationTimestamp": timestamp_rfc3339(now + expiration)},
                 }, warnings
 
     async def _bound(self, namespace: str, sa_name: str,

@@ -19,13 +19,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 import grpc
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
+from kubegate.api.objects import ZERO_TIME, timestamp_rfc3339
 from kubegate.protobuf.wire import WireError
 
 from . import kms_api as api
@@ -51,7 +51,7 @@ def key_id_hash(key_id: str) -> str:
 
 
 def _rfc3339(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if t else "0001-01-01T00:00:00Z"
+    return timestamp_rfc3339(t) if t else ZERO_TIME
 
 
 def rpc_error(e: grpc.RpcError) -> str:
