@@ -85,8 +85,9 @@ class ResourceRegistry:
         self.cache = cache
         self._prepare = prepare      # defaulting (mutates)
         self._validate = validate    # raises StatusError 422
-        # Consumers that must see a write before it is acknowledged (the RBAC index) wait here.
-        self.after_write: Callable[[int], Awaitable[None]] | None = None
+        # Consumers that must see a write before it is acknowledged (the RBAC index, the node graph,
+        # the revocation set) each wait here for its revision.
+        self.after_write: list[Callable[[int], Awaitable[None]]] = []
         # Whether the stored value at a key predates the current encryption writer (set when encrypting).
         self.stale: Callable[[str], Awaitable[bool]] | None = None
         # A resource served from another one's storage (events.k8s.io from core events)
@@ -387,8 +388,8 @@ class ResourceRegistry:
         except KeyNotFoundError:
             raise errors.not_found(self.resource.plural, obj["metadata"]["name"], self.resource.group) from None
         await self.cache.wait_for_revision(gone.mod_revision)
-        if self.after_write is not None:
-            await self.after_write(gone.mod_revision)
+        for wait in self.after_write:
+            await wait(gone.mod_revision)
         return Decoded(obj)
 
     def delete_status(self, obj: dict[str, Any]) -> dict[str, Any] | None:
@@ -406,8 +407,8 @@ class ResourceRegistry:
     async def _after_write(self, kv: KV) -> Decoded:
         # Read-your-writes: the cache must hold this revision before we answer.
         await self.cache.wait_for_revision(kv.mod_revision)
-        if self.after_write is not None:
-            await self.after_write(kv.mod_revision)
+        for wait in self.after_write:
+            await wait(kv.mod_revision)
         entry = self.cache.get(kv.key)
         if entry is not None and entry.kv.mod_revision == kv.mod_revision:
             return self.present(entry.object)

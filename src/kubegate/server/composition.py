@@ -325,7 +325,7 @@ async def build(cfg: ServerConfig) -> tuple[app_mod.Components, ssl.SSLContext]:
         inf = Informer(reg.cache, _rbac_handler(rbac, kind))
         inf.prime()
         informers.append(inf)
-        reg.after_write = inf.wait_for  # a written role or binding takes effect before the reply
+        reg.after_write.append(inf.wait_for)  # a written role or binding takes effect before the reply
 
     node_graph = Graph()
     node_mode = "Node" in cfg.authorization_mode
@@ -335,7 +335,7 @@ async def build(cfg: ServerConfig) -> tuple[app_mod.Components, ssl.SSLContext]:
             inf = Informer(reg.cache, handler)
             inf.prime()
             informers.append(inf)
-            reg.after_write = inf.wait_for  # a bound or deleted pod changes what its node may read before the reply
+            reg.after_write.append(inf.wait_for)  # a bound or deleted pod changes what its node may read before the reply
 
     authorizer, rule_resolver = _authorizer(cfg, rbac, NodeAuthorizer(node_graph), file_authorizers)
     token_tasks: list[Callable[[], Awaitable[None]]] = []
@@ -346,7 +346,7 @@ async def build(cfg: ServerConfig) -> tuple[app_mod.Components, ssl.SSLContext]:
     revocations.prime()
     informers.append(revocations)
     # `kubegate certs revoke` writes the ConfigMap: the revocation holds before the write returns.
-    by_plural["configmaps"].after_write = revocations.wait_for
+    by_plural["configmaps"].after_write.append(revocations.wait_for)
     authn = _authenticator(cfg, client_ca, tokens, proxy, revoked)
 
     async def authenticate(req: AuthRequest) -> UserInfo:
