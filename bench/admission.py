@@ -2,7 +2,9 @@
 pod-security.kubernetes.io/enforce=restricted, on a server with upstream's default admission plugins
 and on one started with every default plugin disabled, in one run: both servers in alternating short
 slices (ABBA order) over open connections, the ratio being the median of adjacent pairs (the shared
-machine's load swings within seconds). The ratio must stay >= 0.8. Also prints the pure Pod Security
+machine's load swings within seconds). The ratio must stay >= 0.8. Each server's CPU time per pod
+(from /proc, over the same slices) is printed beside it: a cost view that the machine's other load
+disturbs less than throughput. Also prints the pure Pod Security
 fixture rate (bench/podsecurity.py). Run alone with `.venv/bin/python bench/admission.py`; `make bench`
 runs it after bench/run.py's rows.
 """
@@ -19,7 +21,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
 from bench import podsecurity  # noqa: E402
-from bench.common import Load, Request, compare, row, standalone, tls_context  # noqa: E402
+from bench.common import Load, Request, compare, row, server_cpu_seconds, standalone, tls_context  # noqa: E402
 from bench.run import DURATION, ROUNDS  # noqa: E402
 from kubegate.admission.chain import DEFAULT_ON  # noqa: E402
 from tests.e2e.cluster import Cluster  # noqa: E402
@@ -71,12 +73,16 @@ def run(tmp: Path) -> list[str]:
         _setup(on_c)
         _setup(off_c)
         with _load(on_c) as a, _load(off_c) as b:
+            cpu0 = server_cpu_seconds(on_c), server_cpu_seconds(off_c)
             on, off, ratio = compare(a, b, ROUNDS * 5, DURATION / 5)
+            on_us = (server_cpu_seconds(on_c) - cpu0[0]) / len(a.lat) * 1e6
+            off_us = (server_cpu_seconds(off_c) - cpu0[1]) / len(b.lat) * 1e6
             created = len(a.lat) + len(b.lat)
         rows += [
             row("CREATE pod, enforce=restricted, default plugins", on, "pods/s"),
             row("  same, every default plugin disabled", off, "pods/s")
             + f"   ratio {ratio:4.2f} (must be >= 0.80; {created} pods)",
+            f"  server CPU per pod: {on_us:.0f} us with the plugins, {off_us:.0f} us without   ratio {off_us / on_us:4.2f}",
         ]
         for line in rows:
             print(line, flush=True)

@@ -6,6 +6,7 @@ noise), latency summaries, row formatting and the standalone entry point.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import ssl
 import statistics
@@ -117,6 +118,14 @@ def compare(a: Load, b: Load, pairs: int, seconds: float) -> tuple[dict[str, flo
     b.warm()
     _, _, ratio = abba(lambda: a.slice(seconds), lambda: b.slice(seconds), pairs)
     return a.stats(), b.stats(), ratio
+
+
+def server_cpu_seconds(c: Cluster) -> float:
+    """The server process's user+system CPU time so far (Linux /proc), for a cost per request that
+    other load on the machine disturbs less than throughput."""
+    assert c.proc is not None
+    fields = Path(f"/proc/{c.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def row(label: str, s: dict[str, float], unit: str) -> str:
