@@ -397,7 +397,8 @@ class MutatingAdmissionWebhook:
         """Upstream's mutating dispatcher with its reinvocation record: a webhook that changes the object
         makes the IfNeeded webhooks called before it due again; the chain's second pass (round 1) calls
         those, and all of them when other plugins changed the object since the webhooks last saw it."""
-        if exempt(req.resource):
+        hooks = [] if exempt(req.resource) else self.dispatcher.hooks()
+        if not hooks:
             return
         ctx = req.reinvocation
         record = ctx.values.setdefault(self.name, _Reinvocation())
@@ -405,7 +406,7 @@ class MutatingAdmissionWebhook:
             record.require_reinvoking()
         round_ = 1 if ctx.is_reinvoke else 0
         try:
-            for hook in self.dispatcher.hooks():
+            for hook in hooks:
                 matched = self.dispatcher.matches(hook, req)
                 if matched is None or not await self._conditions_hold(hook, req, round_):
                     continue
