@@ -12,6 +12,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from kubegate.api.objects import rfc3339
 from kubegate.pki import renewal, revocation
 from kubegate.pki.certs import PKIError, is_signed_by, load_cert, load_pair, parse_cert_pem, write_public_file
 from kubegate.pki.layout import PKIPaths
@@ -141,7 +142,7 @@ def cmd_revoke(a: argparse.Namespace) -> int:
             if key in data:
                 print(f"certificate {key} ({subject}) was already revoked at {data[key]}")
                 return 0
-            data[key] = revocation.rfc3339(renewal.utcnow())
+            data[key] = rfc3339(renewal.utcnow())
             try:
                 if cm is None:
                     core.create_namespaced_config_map(revocation.NAMESPACE, client.V1ConfigMap(

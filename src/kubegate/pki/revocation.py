@@ -18,7 +18,6 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from kubegate.api import objects
 from kubegate.pki.certs import PKIError, PrivateKey
 
 NAMESPACE = "kube-system"
@@ -57,10 +56,6 @@ def revoked_serials(configmap: Mapping[str, Any] | None) -> dict[int, datetime.d
             continue
         out[serial] = at if at.tzinfo else at.replace(tzinfo=datetime.timezone.utc)
     return out
-
-
-def rfc3339(t: datetime.datetime) -> str:
-    return objects.rfc3339(t)
 
 
 def build_crl(ca_cert: x509.Certificate, ca_key: PrivateKey, revoked: Mapping[int, datetime.datetime],
