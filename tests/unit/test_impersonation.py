@@ -86,7 +86,7 @@ def review_user(name: str) -> dict[str, Any]:
 
 
 def as_review(u: UserInfo) -> dict[str, Any]:
-    from kubegate.server.reviews import user_info_json
+    from kubegate.authn.user import user_info_json
     return user_info_json(u)
 
 

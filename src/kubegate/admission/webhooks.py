@@ -29,6 +29,7 @@ from kubegate.admission.matching import NamespaceGetter, exempt, match_rules, na
 from kubegate.api import errors
 from kubegate.api.patch import PatchError, json_patch
 from kubegate.api.resources import Resource
+from kubegate.authn.user import user_info_json
 from kubegate.authz.types import Authorizer
 from kubegate.schema import type_error
 from kubegate.webhook.client import Backoff, WebhookClient, WebhookError, tls_context
@@ -86,14 +87,6 @@ def review_request(req: AdmissionRequest, uid: str, matched: Resource | None = N
     `resource` name the version the webhook's rule matched (matchPolicy Equivalent)."""
     r = req.resource
     m = matched or r
-    u = req.user
-    user: dict[str, Any] = {"username": u.name}
-    if u.uid:
-        user["uid"] = u.uid
-    if u.groups:
-        user["groups"] = list(u.groups)
-    if u.extra:
-        user["extra"] = {k: list(v) for k, v in u.extra.items()}
     out: dict[str, Any] = {
         "uid": uid,
         "kind": _gvk(m, req.subresource),
@@ -107,7 +100,7 @@ def review_request(req: AdmissionRequest, uid: str, matched: Resource | None = N
         out["name"] = req.name
     if req.namespace:
         out["namespace"] = req.namespace
-    out.update({"operation": req.operation, "userInfo": user, "object": req.obj, "oldObject": req.old,
+    out.update({"operation": req.operation, "userInfo": user_info_json(req.user), "object": req.obj, "oldObject": req.old,
                 "dryRun": req.dry_run})
     if req.operation in _OPTIONS_KIND:
         out["options"] = {**req.options, "apiVersion": "meta.k8s.io/v1", "kind": _OPTIONS_KIND[req.operation]}

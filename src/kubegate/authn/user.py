@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 SYSTEM_PRIVILEGED_GROUP = "system:masters"
 NODES_GROUP = "system:nodes"
@@ -28,6 +29,18 @@ class UserInfo:
     groups: tuple[str, ...] = ()
     # Not hashed: a mapping is not hashable, and identity is name/uid/groups for set membership.
     extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
+
+
+def user_info_json(user: UserInfo) -> dict[str, Any]:
+    """authentication.k8s.io UserInfo as reviews carry it (TokenReview, SelfSubjectReview, AdmissionReview)."""
+    out: dict[str, Any] = {"username": user.name}
+    if user.uid:
+        out["uid"] = user.uid
+    if user.groups:
+        out["groups"] = list(user.groups)
+    if user.extra:
+        out["extra"] = {k: list(v) for k, v in sorted(user.extra.items())}  # Go writes map keys sorted
+    return out
 
 
 def service_account_username(namespace: str, name: str) -> str:

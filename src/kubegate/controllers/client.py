@@ -137,6 +137,17 @@ class ControllerClient:
         assert conflict is not None
         raise conflict
 
+    async def update_status(self, target: Target, namespace: str | None, name: str,
+                            status: dict[str, Any]) -> Decoded | None:
+        """Writes `status` through the status subresource; None when the object is gone meanwhile."""
+        try:
+            return await self.update(target, namespace, name, lambda cur: dict(cur, status=status),
+                                     subresource="status")
+        except errors.StatusError as e:
+            if e.code != 404:
+                raise
+            return None
+
     async def delete(self, target: Target, namespace: str | None, name: str,
                      options: dict[str, Any] | None = None) -> tuple[Decoded, bool]:
         reg = self.registry(target)

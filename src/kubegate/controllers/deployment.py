@@ -352,13 +352,8 @@ class DeploymentController:
         if status == (d.get("status") or {}):
             return d
         m = d["metadata"]
-        try:
-            return (await self.client.update("deployments", m["namespace"], m["name"],
-                                             lambda cur: dict(cur, status=status), subresource="status")).obj
-        except errors.StatusError as e:
-            if e.code != 404:  # deleted meanwhile
-                raise
-            return d
+        saved = await self.client.update_status("deployments", m["namespace"], m["name"], status)
+        return d if saved is None else saved.obj
 
 
 def _all(old: list[dict[str, Any]], new_rs: dict[str, Any] | None) -> list[dict[str, Any]]:

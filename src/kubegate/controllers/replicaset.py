@@ -153,12 +153,7 @@ class ReplicaSetController:
             owned, failure = await self._manage(rs, owned)
         status = replicaset_status(rs, owned, failure, now_rfc3339())
         if status != (rs.get("status") or {}):
-            try:
-                await self.client.update("replicasets", ns, name, lambda cur: dict(cur, status=status),
-                                         subresource="status")
-            except errors.StatusError as e:
-                if e.code != 404:  # deleted meanwhile
-                    raise
+            await self.client.update_status("replicasets", ns, name, status)
         if failure is None:
             self.failures.pop(key, None)
         else:

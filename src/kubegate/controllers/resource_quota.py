@@ -12,7 +12,6 @@ from typing import Any
 
 from kubegate.admission.quantities import Amount, amount, render
 from kubegate.admission.resource_quota import Evaluator, pod_usage
-from kubegate.api import errors
 from kubegate.api.registry import ResourceRegistry
 from kubegate.api.validation import quantity
 from kubegate.controllers.client import ControllerClient
@@ -150,10 +149,5 @@ class ResourceQuotaController:
         status = quota_status(q, observed)
         if not needs_update(q, status):
             return True
-        try:
-            await self.client.update("resourcequotas", ns, name, lambda cur: dict(cur, status=status),
-                                     subresource="status")
-        except errors.StatusError as e:
-            if e.code != 404:  # deleted meanwhile
-                raise
+        await self.client.update_status("resourcequotas", ns, name, status)
         return True

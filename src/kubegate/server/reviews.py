@@ -10,7 +10,7 @@ from aiohttp import web
 from kubegate.api import errors
 from kubegate.api.objects import now_rfc3339
 from kubegate.api.resources import Resource
-from kubegate.authn.user import UserInfo
+from kubegate.authn.user import UserInfo, user_info_json
 from kubegate.authn.union import aggregate_message
 from kubegate.authz.types import Attributes, Authorizer, Decision, PolicyRule, RuleResolver
 from kubegate.server.bodies import decode_object, read_body
@@ -57,17 +57,6 @@ def user_from_spec(spec: dict[str, Any], groups_key: str = "groups") -> UserInfo
     extra = {k: tuple(v or ()) for k, v in (spec.get("extra") or {}).items()}
     return UserInfo(name=spec.get("user", ""), uid=spec.get("uid", ""),
                     groups=tuple(spec.get(groups_key) or ()), extra=extra)
-
-
-def user_info_json(user: UserInfo) -> dict[str, Any]:
-    out: dict[str, Any] = {"username": user.name}
-    if user.uid:
-        out["uid"] = user.uid
-    if user.groups:
-        out["groups"] = list(user.groups)
-    if user.extra:
-        out["extra"] = {k: list(v) for k, v in sorted(user.extra.items())}  # Go writes map keys sorted
-    return out
 
 
 async def read_review(http: web.Request, info: RequestInfo, r: Resource) -> tuple[dict[str, Any], list[str], Any]:

@@ -9,7 +9,7 @@ from kubegate.api import errors
 from kubegate.authn import AuthenticationError, AuthRequest, AuthResult
 from kubegate.authn.token import INVALID_BEARER_TOKEN, BearerAuthenticator, TokenAuthenticator
 from kubegate.authn.union import AuthenticatedGroupAdder, aggregate_message
-from kubegate.server.reviews import user_info_json
+from kubegate.authn.user import user_info_json
 
 
 class TokenReviewer:
