@@ -196,3 +196,63 @@ def test_plugins_declaring_resources_see_only_those() -> None:
         asyncio.run(chain.validate(req))
     pod_calls = [("pods-only", "pods"), ("any", "pods")] * 2 + [("pods-only/v", "pods"), ("any/v", "pods")]
     assert seen == pod_calls + [("any", "configmaps")] * 2 + [("any/v", "configmaps")] + pod_calls
+
+
+def test_plugins_without_configuration_objects_are_left_out_until_one_exists() -> None:
+    """A plugin with `configured_by` runs only while one of its caches holds an object; the chain
+    learns of the change from the cache, and a plugin without it always runs."""
+    seen: list[str] = []
+
+    class Cache:
+        def __init__(self) -> None:
+            self.objects: list[str] = []
+            self.listeners: list[Any] = []
+
+        def __len__(self) -> int:
+            return len(self.objects)
+
+        def on_emptiness_change(self, listener: Any) -> None:
+            self.listeners.append(listener)
+
+        def put(self, name: str) -> None:
+            self.objects.append(name)
+            if len(self.objects) == 1:
+                for listener in self.listeners:
+                    listener()
+
+        def delete(self) -> None:
+            self.objects.pop()
+            if not self.objects:
+                for listener in self.listeners:
+                    listener()
+
+    ranges, quotas = Cache(), Cache()
+
+    class Recorder:
+        def __init__(self, name: str, configured_by: tuple[Cache, ...] | None) -> None:
+            self.name, self.configured_by = name, configured_by
+
+        async def admit(self, req: AdmissionRequest) -> None:
+            seen.append(self.name)
+
+        async def validate(self, req: AdmissionRequest) -> None:
+            seen.append(self.name + "/v")
+
+    chain = AdmissionChain([Recorder("ranges", (ranges,)), Recorder("either", (ranges, quotas)),
+                            Recorder("always", None)])
+
+    def write() -> list[str]:
+        seen.clear()
+        req = AdmissionRequest(CREATE, PODS, "ns", "p", UserInfo("alice"), {"metadata": {"name": "p"}})
+        asyncio.run(chain.admit(req))
+        asyncio.run(chain.validate(req))
+        return list(seen)
+
+    assert write() == ["always", "always/v"]
+    quotas.put("q")
+    assert write() == ["either", "always", "either/v", "always/v"]
+    ranges.put("r")
+    assert write() == ["ranges", "either", "always", "ranges/v", "either/v", "always/v"]
+    quotas.delete()
+    ranges.delete()
+    assert write() == ["always", "always/v"]

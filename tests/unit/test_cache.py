@@ -73,6 +73,31 @@ def test_primes_and_serves_get_and_list(tmp_path: Path) -> None:
     run(tmp_path, body)
 
 
+def test_tells_when_it_becomes_empty_or_not(tmp_path: Path) -> None:
+    async def body(s: SQLiteStore) -> None:
+        await s.create(P + "ns/a", b"a")
+        cache = WatchCache(s, P, CountingDecoder())
+        sizes: list[int] = []
+        cache.on_emptiness_change(lambda: sizes.append(len(cache)))
+        await cache.start()  # priming may change it: told
+        assert sizes == [1]
+        b = await s.create(P + "ns/b", b"b")
+        await cache.wait_for_revision(b.mod_revision, timeout=2)
+        updated = await s.update(P + "ns/a", b"a2", None)
+        await cache.wait_for_revision(updated.mod_revision, timeout=2)
+        gone = await s.delete(P + "ns/a")
+        await cache.wait_for_revision(gone.mod_revision, timeout=2)
+        assert sizes == [1] and len(cache) == 1  # neither a second object, an update nor a delete of one of two
+        gone = await s.delete(P + "ns/b")
+        await cache.wait_for_revision(gone.mod_revision, timeout=2)
+        again = await s.create(P + "ns/c", b"c")
+        await cache.wait_for_revision(again.mod_revision, timeout=2)
+        assert sizes == [1, 0, 1]
+        await cache.stop()
+
+    run(tmp_path, body)
+
+
 def test_read_your_writes(tmp_path: Path) -> None:
     async def body(s: SQLiteStore) -> None:
         cache = WatchCache(s, P, CountingDecoder())

@@ -47,3 +47,17 @@ def test_eight_collisions_are_already_exists(tmp_path: Path, monkeypatch: pytest
     with pytest.raises(errors.StatusError) as e:
         _create_with_suffixes(tmp_path, monkeypatch, ["aaaaa"] * 9)
     assert e.value.reason == "AlreadyExists"
+
+
+def test_generated_suffixes_draw_evenly_from_upstreams_alphabet() -> None:
+    from kubegate.api.objects import generate_name, random_suffix
+    draws = [random_suffix() for _ in range(20000)]
+    assert all(len(s) == 5 for s in draws)
+    counts = {c: 0 for c in "bcdfghjklmnpqrstvwxz2456789"}
+    for s in draws:
+        for c in s:
+            counts[c] += 1  # a character outside the alphabet raises KeyError
+    expected = 5 * 20000 / 27
+    assert all(abs(n - expected) < 0.1 * expected for n in counts.values())
+    assert len(set(draws)) > 19900
+    assert generate_name("x" * 70)[:58] == "x" * 58 and len(generate_name("x" * 70)) == 63

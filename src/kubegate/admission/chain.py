@@ -184,9 +184,13 @@ class AdmissionChain:
         # Checks upstream's storage makes after mutating admission whatever plugins are enabled
         # (RBAC's escalation check); they run last in the mutating phase and cannot be disabled.
         self.guards = list(guards)
-        # The plugins that handle each resource, worked out on its first write.
+        # The plugins that handle each resource, worked out on its first write and again once a
+        # plugin's configuration appears or goes.
         self._routes: dict[tuple[str, str], tuple[list[MutatingPlugin], list[MutatingPlugin],
                                                   list[ValidatingPlugin]]] = {}
+        for p in self.plugins:
+            for source in getattr(p, "configured_by", None) or ():
+                source.on_emptiness_change(self._routes.clear)
 
     @property
     def names(self) -> list[str]:
@@ -198,7 +202,10 @@ class AdmissionChain:
         if route is None:
             def handles(p: Any) -> bool:
                 resources = getattr(p, "resources", None)
-                return resources is None or key in resources
+                if resources is not None and key not in resources:
+                    return False
+                sources = getattr(p, "configured_by", None)
+                return sources is None or any(len(s) for s in sources)
             route = self._routes[key] = ([p for p in self.mutating if handles(p)],
                                          [g for g in self.guards if handles(g)],
                                          [p for p in self.validating if handles(p)])

@@ -31,10 +31,12 @@ class DefaultTolerationSeconds:
         assert req.obj is not None
         spec = pod_spec(req.obj)
         tolerations = spec.get("tolerations") or []
-        added = [{"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": seconds}
-                 for key, seconds in self.defaults if not _tolerates(tolerations, key)]
+        added = []
+        for key, seconds in self.defaults:
+            if not tolerations or not _tolerates(tolerations, key):
+                added.append({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": seconds})
         if added:
-            spec["tolerations"] = list(tolerations) + added
+            spec["tolerations"] = [*tolerations, *added]
 
 
 def factory(conf: dict[str, Any] | None, deps: PluginDeps) -> DefaultTolerationSeconds:

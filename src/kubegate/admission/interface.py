@@ -7,6 +7,7 @@ validation, then validating admission (plugins may only refuse). A plugin refuse
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -67,6 +68,20 @@ def validating_name(req: AdmissionRequest) -> str:
 Resources = frozenset[tuple[str, str]]
 PODS: Resources = frozenset({("", "pods")})
 CSRS: Resources = frozenset({("certificates.k8s.io", "certificatesigningrequests")})
+
+
+
+class ConfigCache(Protocol):
+    """A watch cache of a plugin's configuration objects (storage.cache.WatchCache)."""
+
+    def __len__(self) -> int: ...
+
+    def on_emptiness_change(self, listener: Callable[[], None]) -> None: ...
+
+
+# A plugin may also declare `configured_by`, the caches its configuration objects come from (limit
+# ranges, quotas, webhook configurations, policies) when it changes and refuses nothing while all of
+# them are empty; the chain then leaves it out of every request until one holds an object.
 
 
 class MutatingPlugin(Protocol):

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from kubegate.admission.chain import PluginDeps
-from kubegate.admission.interface import CREATE, UPDATE, AdmissionRequest
+from kubegate.admission.interface import CREATE, UPDATE, AdmissionRequest, ConfigCache
 from kubegate.admission.quantities import Amount, add, amount, render
 from kubegate.admission.refusals import aggregate, forbidden
 from kubegate.api.registry import ResourceRegistry
@@ -202,6 +202,7 @@ class LimitRanger:
 
     def __init__(self, limit_ranges: ResourceRegistry) -> None:
         self.limit_ranges = limit_ranges
+        self.configured_by: tuple[ConfigCache, ...] | None = (limit_ranges.cache,)
 
     def _applies(self, req: AdmissionRequest) -> str:
         """The kind this request's object is bounded as, or "" (SupportsAttributes)."""

@@ -230,7 +230,9 @@ class PodSecurity:
             req.annotations[_ANNOTATION + "error"] = f'failed to lookup namespace "{req.namespace}": not found'
             return None
         labels = (ns.get("metadata") or {}).get("labels") or {}
-        key = tuple(labels.get(k) for k in psa.POLICY_LABELS)
+        get = labels.get
+        key = (get(psa.ENFORCE_LEVEL_LABEL), get(psa.ENFORCE_VERSION_LABEL), get(psa.AUDIT_LEVEL_LABEL),
+               get(psa.AUDIT_VERSION_LABEL), get(psa.WARN_LEVEL_LABEL), get(psa.WARN_VERSION_LABEL))
         found = self._policies.get(key)
         if found is None:
             if len(self._policies) >= _POLICY_CACHE_SIZE:
@@ -282,35 +284,36 @@ class PodSecurity:
             return
         annotations: dict[str, str] = {}
         if errs:
-            annotations["error"] = "Failed to parse policy: " + psa.aggregate_field_errors(errs)
-        cache: dict[psa.LevelVersion, Aggregate] = {}
-
-        def result(lv: psa.LevelVersion) -> Aggregate:
-            if lv.level == psa.PRIVILEGED:  # audit and warn mostly are: nothing to evaluate or remember
-                return _ALLOWED
-            if lv not in cache:
-                cache[lv] = evaluate_pod(lv, meta, spec)
-            return cache[lv]
-
+            annotations[_ANNOTATION + "error"] = "Failed to parse policy: " + psa.aggregate_field_errors(errs)
         denial: errors.StatusError | None = None
+        enforced: Aggregate | None = None
         if enforce:
-            annotations["enforce-policy"] = str(policy.enforce)
-            r = result(policy.enforce)
-            if not r.allowed:
+            annotations[_ANNOTATION + "enforce-policy"] = str(policy.enforce)
+            enforced = evaluate_pod(policy.enforce, meta, spec)
+            if enforced.violations:
                 denial = errors.forbidden(req.resource.plural, req.name,
-                                          f'violates PodSecurity "{policy.enforce}": {r.forbidden_detail()}',
+                                          f'violates PodSecurity "{policy.enforce}": {enforced.forbidden_detail()}',
                                           req.resource.group)
-        audit = result(policy.audit)
-        if not audit.allowed:
-            annotations["audit-violations"] = (f'would violate PodSecurity "{policy.audit}": '
-                                               f"{audit.forbidden_detail()}")
-        for key, value in annotations.items():
-            req.annotations[_ANNOTATION + key] = value
+        audit = _result(policy.audit, meta, spec, policy.enforce, enforced)
+        if audit.violations:
+            annotations[_ANNOTATION + "audit-violations"] = (f'would violate PodSecurity "{policy.audit}": '
+                                                             f"{audit.forbidden_detail()}")
+        req.annotations.update(annotations)
         if denial is not None:
             raise denial
-        warn = result(policy.warn)
-        if not warn.allowed:
+        warn = audit if policy.warn == policy.audit else _result(policy.warn, meta, spec, policy.enforce, enforced)
+        if warn.violations:
             req.warnings.append(f'would violate PodSecurity "{policy.warn}": {warn.forbidden_detail()}')
+
+
+def _result(lv: psa.LevelVersion, meta: dict[str, Any] | None, spec: dict[str, Any] | None,
+            enforce: psa.LevelVersion, enforced: Aggregate | None) -> Aggregate:
+    """The pod's evaluation at lv (audit or warn), reusing the enforce result when lv repeats it."""
+    if lv.level == psa.PRIVILEGED:  # audit and warn mostly are: nothing to evaluate
+        return _ALLOWED
+    if enforced is not None and lv == enforce:
+        return enforced
+    return evaluate_pod(lv, meta, spec)
 
 
 def _prioritize(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:

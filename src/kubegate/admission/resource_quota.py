@@ -18,7 +18,7 @@ from typing import Any
 
 from kubegate.admission.chain import PluginDeps
 from kubegate.admission.extended_resource_toleration import is_extended_resource
-from kubegate.admission.interface import CREATE, UPDATE, AdmissionRequest
+from kubegate.admission.interface import CREATE, UPDATE, AdmissionRequest, ConfigCache
 from kubegate.admission.quantities import Amount, add as _add, amount as _q, render
 from kubegate.admission.refusals import aggregate, forbidden
 from kubegate.api import errors
@@ -391,6 +391,8 @@ class ResourceQuota:
     def __init__(self, quotas: ResourceRegistry, limited: list[LimitedResource] | None = None) -> None:
         self.quotas = quotas
         self.limited = limited or []
+        # limitedResources refuse objects in namespaces without quotas: then the plugin always runs.
+        self.configured_by: tuple[ConfigCache, ...] | None = None if self.limited else (quotas.cache,)
 
     async def validate(self, req: AdmissionRequest) -> None:
         if req.subresource or not req.namespace or req.resource.kind == "Namespace":

@@ -52,21 +52,23 @@ def should_automount(sa: dict[str, Any], pod: dict[str, Any]) -> bool:
 def mount_token(spec: dict[str, Any]) -> None:
     """Every (init) container without something at the token path mounts the kube-api-access
     volume, which is added when some container needed it (an existing one is reused)."""
-    volumes = [v for v in spec.get("volumes") or [] if isinstance(v, dict)]
-    existing = next((str(v.get("name")) for v in volumes if str(v.get("name") or "").startswith(VOLUME_PREFIX)), "")
-    name = existing or generate_name(VOLUME_PREFIX)
-    needed = False
+    existing = ""
+    for v in spec.get("volumes") or ():
+        if isinstance(v, dict) and str(v.get("name") or "").startswith(VOLUME_PREFIX):
+            existing = str(v["name"])
+            break
+    name = ""
     for key in ("initContainers", "containers"):
-        for c in spec.get(key) or []:
+        for c in spec.get(key) or ():
             if not isinstance(c, dict):
                 continue
             mounts = c.get("volumeMounts") or []
             if any(_d(m).get("mountPath") == MOUNT_PATH for m in mounts):
                 continue
-            c["volumeMounts"] = list(mounts) + [{"name": name, "readOnly": True, "mountPath": MOUNT_PATH}]
-            needed = True
-    if needed and not existing:
-        spec["volumes"] = list(spec.get("volumes") or []) + [api_access_volume(name)]
+            name = name or existing or generate_name(VOLUME_PREFIX)
+            c["volumeMounts"] = [*mounts, {"name": name, "readOnly": True, "mountPath": MOUNT_PATH}]
+    if name and not existing:
+        spec["volumes"] = [*(spec.get("volumes") or ()), api_access_volume(name)]
 
 
 def secret_reference_error(sa: dict[str, Any], pod: dict[str, Any]) -> str | None:

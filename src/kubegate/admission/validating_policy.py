@@ -14,7 +14,7 @@ import orjson
 from kubegate.admission import cel as admission_cel
 from kubegate.admission import cel_library
 from kubegate.admission.chain import PluginDeps
-from kubegate.admission.interface import AdmissionRequest
+from kubegate.admission.interface import AdmissionRequest, ConfigCache
 from kubegate.admission.matching import NamespaceGetter, exempt, match_rules, namespace_matches, object_matches
 from kubegate.admission.refusals import forbidden
 from kubegate.admission.webhooks import review_request
@@ -82,6 +82,7 @@ class Failure:
 
 class ValidatingAdmissionPolicy:
     name = "ValidatingAdmissionPolicy"
+    configured_by: tuple[ConfigCache, ...] | None = None
 
     def __init__(self, policies: Objects, bindings: Objects, get_namespace: NamespaceGetter,
                  params: ParamLookup, authorizer: Authorizer | None = None) -> None:
@@ -273,6 +274,8 @@ def factory(conf: dict[str, Any] | None, deps: PluginDeps) -> ValidatingAdmissio
         objs = [e.object.obj for e in registry.cache.list(r.list_prefix(namespace)).entries]
         return [o for o in objs if selector_matches(selector or {}, _d(_d(o.get("metadata")).get("labels")))]
 
-    return ValidatingAdmissionPolicy(lambda: [e.object.obj for e in policies.list().entries],
-                                     lambda: [e.object.obj for e in bindings.list().entries],
-                                     lambda name: deps.cached("namespaces", None, name), params, deps.authorizer)
+    plugin = ValidatingAdmissionPolicy(lambda: [e.object.obj for e in policies.list().entries],
+                                       lambda: [e.object.obj for e in bindings.list().entries],
+                                       lambda name: deps.cached("namespaces", None, name), params, deps.authorizer)
+    plugin.configured_by = (policies,)  # without a policy, bindings select nothing
+    return plugin

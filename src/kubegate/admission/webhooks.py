@@ -24,7 +24,7 @@ import orjson
 from kubegate.admission import cel as admission_cel
 from kubegate.admission import cel_library
 from kubegate.admission.chain import PluginDeps
-from kubegate.admission.interface import CREATE, DELETE, UPDATE, AdmissionRequest
+from kubegate.admission.interface import CREATE, DELETE, UPDATE, AdmissionRequest, ConfigCache
 from kubegate.admission.matching import NamespaceGetter, exempt, match_rules, namespace_matches, object_matches
 from kubegate.api import errors
 from kubegate.api.patch import PatchError, json_patch
@@ -382,6 +382,7 @@ class _Reinvocation:
 
 class MutatingAdmissionWebhook:
     name = "MutatingAdmissionWebhook"
+    configured_by: tuple[ConfigCache, ...] | None = None
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
@@ -470,6 +471,7 @@ class MutatingAdmissionWebhook:
 
 class ValidatingAdmissionWebhook:
     name = "ValidatingAdmissionWebhook"
+    configured_by: tuple[ConfigCache, ...] | None = None
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
@@ -506,24 +508,25 @@ class ValidatingAdmissionWebhook:
             raise rejection(hook.name, verdict.status)
 
 
-def _cached_list(deps: PluginDeps, plural: str) -> ConfigSource:
+def _dispatcher(deps: PluginDeps, plural: str) -> tuple[Dispatcher, ConfigCache]:
     cache = deps.registries[("admissionregistration.k8s.io", "v1", plural)].cache
 
     def configs() -> list[dict[str, Any]]:
         return [e.object.obj for e in cache.list().entries]
-    return configs
-
-
-def _dispatcher(deps: PluginDeps, plural: str) -> Dispatcher:
-    dispatcher = Dispatcher(_cached_list(deps, plural), lambda name: deps.cached("namespaces", None, name),
-                            deps.authorizer)
+    dispatcher = Dispatcher(configs, lambda name: deps.cached("namespaces", None, name), deps.authorizer)
     deps.background.append(dispatcher.run)
-    return dispatcher
+    return dispatcher, cache
 
 
 def mutating_factory(conf: dict[str, Any] | None, deps: PluginDeps) -> MutatingAdmissionWebhook:
-    return MutatingAdmissionWebhook(_dispatcher(deps, "mutatingwebhookconfigurations"))
+    dispatcher, cache = _dispatcher(deps, "mutatingwebhookconfigurations")
+    plugin = MutatingAdmissionWebhook(dispatcher)
+    plugin.configured_by = (cache,)
+    return plugin
 
 
 def validating_factory(conf: dict[str, Any] | None, deps: PluginDeps) -> ValidatingAdmissionWebhook:
-    return ValidatingAdmissionWebhook(_dispatcher(deps, "validatingwebhookconfigurations"))
+    dispatcher, cache = _dispatcher(deps, "validatingwebhookconfigurations")
+    plugin = ValidatingAdmissionWebhook(dispatcher)
+    plugin.configured_by = (cache,)
+    return plugin

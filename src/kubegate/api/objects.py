@@ -9,6 +9,9 @@ from typing import Any
 # Upstream's utilrand alphabet: no vowels (no words), no confusable characters.
 _ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"
 _RANDOM = random.Random()  # seeded from os.urandom
+# Bytes 0-242 map evenly onto the 27 characters (243 = 9 * 27); a draw with a byte above is redrawn.
+_UNIFORM_BYTES = 243
+_BYTE_TO_ALPHANUM = bytes(ord(_ALPHANUMS[i % len(_ALPHANUMS)]) for i in range(256))
 
 
 _RFC3339 = "%Y-%m-%dT%H:%M:%SZ"
@@ -35,7 +38,10 @@ def new_uid() -> str:
 def random_suffix(n: int = 5) -> str:
     # Upstream's utilrand draws from math/rand: names need to be distinct, not unguessable (a
     # collision is retried), and a pod create makes two of them.
-    return "".join(_RANDOM.choices(_ALPHANUMS, k=n))
+    while True:
+        draw = _RANDOM.randbytes(n)
+        if max(draw) < _UNIFORM_BYTES:
+            return draw.translate(_BYTE_TO_ALPHANUM).decode()
 
 
 def generate_name(base: str) -> str:

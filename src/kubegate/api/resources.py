@@ -5,6 +5,7 @@ Discovery, request routing, storage keys, tables and validation all read this on
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 CRUD = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 NS_VERBS = ("create", "delete", "get", "list", "patch", "update", "watch")  # namespaces: no deletecollection
@@ -51,7 +52,7 @@ class Resource:
     def list_kind(self) -> str:
         return self.kind + "List"
 
-    @property
+    @cached_property  # every storage key and cache lookup starts with it
     def key_prefix(self) -> str:
         return self.storage_prefix or f"/registry/{self.plural}"
 

@@ -1,21 +1,26 @@
 """The Pod Security Standards checks, one function per check revision, with upstream's forbidden
 reasons and details (k8s.io/pod-security-admission/policy/check_*.go).
 
-A check takes the pod's metadata and spec (JSON dicts) and returns None when it allows the pod,
+A check takes the pod's metadata and spec (JSON dicts) and its containers (`pod_containers(spec)`,
+listed once per evaluation rather than once per check) and returns None when it allows the pod,
 otherwise (reason, detail). `CHECKS` lists every check with its revisions by first policy version.
+
+Every pod write runs these, and almost every pod passes: so each check walks the pod with plain
+loops and builds its lists, sets and messages only once it has found something wrong.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Sequence
 
 from kubegate.podsecurity.api import BASELINE, RESTRICTED
 
 Result = tuple[str, str] | None
-CheckFn = Callable[[dict[str, Any], dict[str, Any]], Result]
 Obj = dict[str, Any]
+Containers = Sequence[Obj]
+CheckFn = Callable[[Obj, Obj, Containers], Result]
 
 
 @dataclass(frozen=True)
@@ -47,13 +52,12 @@ def _go_quote(s: str) -> str:
     return json.dumps(s, ensure_ascii=False)
 
 
-def _containers(spec: Obj) -> Iterator[Obj]:
+def pod_containers(spec: Obj) -> Containers:
     """visitContainers: init containers, containers, then ephemeral containers."""
-    return chain(spec.get("initContainers") or (), spec.get("containers") or (), spec.get("ephemeralContainers") or ())
-
-
-def _sc(obj: Obj) -> Obj:
-    return obj.get("securityContext") or {}
+    init, ephemeral = spec.get("initContainers"), spec.get("ephemeralContainers")
+    if init or ephemeral:
+        return list(chain(init or (), spec.get("containers") or (), ephemeral or ()))
+    return spec.get("containers") or ()  # the usual pod: its one list as it is
 
 
 def _containers_phrase(names: list[str]) -> str:
@@ -61,7 +65,8 @@ def _containers_phrase(names: list[str]) -> str:
 
 
 def _is_windows(spec: Obj) -> bool:
-    return ((spec.get("os") or {}).get("name")) == "windows"
+    pod_os = spec.get("os")
+    return pod_os.get("name") == "windows" if pod_os else False
 
 
 def _user_namespaced(spec: Obj) -> bool:
@@ -71,13 +76,23 @@ def _user_namespaced(spec: Obj) -> bool:
 
 # --- baseline -----------------------------------------------------------------------------------
 
-def host_namespaces(meta: Obj, spec: Obj) -> Result:
-    found = [f"{k}=true" for k in ("hostNetwork", "hostPID", "hostIPC") if spec.get(k) is True]
+_HOST_NAMESPACES = ("hostNetwork", "hostPID", "hostIPC")
+
+
+def host_namespaces(meta: Obj, spec: Obj, containers: Containers) -> Result:
+    found: list[str] = []
+    for k in _HOST_NAMESPACES:
+        if spec.get(k) is True:
+            found.append(f"{k}=true")
     return ("host namespaces", ", ".join(found)) if found else None
 
 
-def privileged(meta: Obj, spec: Obj) -> Result:
-    bad = [c.get("name", "") for c in _containers(spec) if _sc(c).get("privileged") is True]
+def privileged(meta: Obj, spec: Obj, containers: Containers) -> Result:
+    bad: list[str] = []
+    for c in containers:
+        sc = c.get("securityContext")
+        if sc and sc.get("privileged") is True:
+            bad.append(c.get("name", ""))
     if bad:
         return "privileged", f"{_containers_phrase(bad)} must not set securityContext.privileged=true"
     return None
@@ -87,43 +102,52 @@ _CAPS_BASELINE = frozenset({"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "F
                             "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"})
 
 
-def capabilities_baseline(meta: Obj, spec: Obj) -> Result:
+def capabilities_baseline(meta: Obj, spec: Obj, containers: Containers) -> Result:
     bad: list[str] = []
-    caps: set[str] = set()
-    for c in _containers(spec):
-        capabilities = _sc(c).get("capabilities")
-        if not capabilities:
+    caps: list[str] = []
+    for c in containers:
+        sc = c.get("securityContext")
+        capabilities = sc.get("capabilities") if sc else None
+        add = capabilities.get("add") if capabilities else None
+        if not add:
             continue
-        added = [a for a in capabilities.get("add") or () if a not in _CAPS_BASELINE]
+        added = [a for a in add if a not in _CAPS_BASELINE]
         if added:
             bad.append(c.get("name", ""))
-            caps.update(added)
+            caps += added
     if bad:
         return ("non-default capabilities",
-                f"{_containers_phrase(bad)} must not include {_join_quote(sorted(caps))} "
+                f"{_containers_phrase(bad)} must not include {_join_quote(sorted(set(caps)))} "
                 "in securityContext.capabilities.add")
     return None
 
 
-def host_path_volumes(meta: Obj, spec: Obj) -> Result:
-    bad = [v.get("name", "") for v in spec.get("volumes") or () if v.get("hostPath") is not None]
+def host_path_volumes(meta: Obj, spec: Obj, containers: Containers) -> Result:
+    bad: list[str] = []
+    for v in spec.get("volumes") or ():
+        if v.get("hostPath") is not None:
+            bad.append(v.get("name", ""))
     if bad:
         return "hostPath volumes", f"{_plural('volume', 'volumes', len(bad))} {_join_quote(bad)}"
     return None
 
 
-def host_ports(meta: Obj, spec: Obj) -> Result:
+def host_ports(meta: Obj, spec: Obj, containers: Containers) -> Result:
     bad: list[str] = []
-    ports: set[str] = set()
-    for c in _containers(spec):
-        found = [str(p["hostPort"]) for p in c.get("ports") or () if p.get("hostPort")]
+    ports: list[str] = []
+    for c in containers:
+        container_ports = c.get("ports")
+        if not container_ports:
+            continue
+        found = [str(p["hostPort"]) for p in container_ports if p.get("hostPort")]
         if found:
             bad.append(c.get("name", ""))
-            ports.update(found)
+            ports += found
     if bad:
+        distinct = sorted(set(ports))
         return ("hostPort",
                 f"{_containers_phrase(bad)} {_plural('uses', 'use', len(bad))} "
-                f"{_plural('hostPort', 'hostPorts', len(ports))} {', '.join(sorted(ports))}")
+                f"{_plural('hostPort', 'hostPorts', len(distinct))} {', '.join(distinct)}")
     return None
 
 
@@ -132,70 +156,89 @@ def _allowed_apparmor_annotation(v: str) -> bool:
 
 
 _APPARMOR_ANNOTATION_PREFIX = "container.apparmor.security.beta.kubernetes.io/"
+_APPARMOR_ALLOWED_TYPES = ("RuntimeDefault", "Localhost")
 
 
-def app_armor_profile(meta: Obj, spec: Obj) -> Result:
-    setters: list[str] = []
-    values: set[str] = set()
-    pod_profile = (spec.get("securityContext") or {}).get("appArmorProfile")
-    if pod_profile is not None and pod_profile.get("type") not in ("RuntimeDefault", "Localhost"):
-        setters.append("pod")
-        values.add(pod_profile.get("type") or "")
+def app_armor_profile(meta: Obj, spec: Obj, containers: Containers) -> Result:
+    pod_sc = spec.get("securityContext")
+    pod_profile = pod_sc.get("appArmorProfile") if pod_sc else None
+    types: list[str] = []
+    pod_bad = pod_profile is not None and pod_profile.get("type") not in _APPARMOR_ALLOWED_TYPES
+    if pod_bad:
+        types.append(pod_profile.get("type") or "")
     bad: list[str] = []
-    for c in _containers(spec):
-        profile = _sc(c).get("appArmorProfile")
-        if profile is not None and profile.get("type") not in ("RuntimeDefault", "Localhost"):
+    for c in containers:
+        sc = c.get("securityContext")
+        profile = sc.get("appArmorProfile") if sc else None
+        if profile is not None and profile.get("type") not in _APPARMOR_ALLOWED_TYPES:
             bad.append(c.get("name", ""))
-            values.add(profile.get("type") or "")
+            types.append(profile.get("type") or "")
+    pod_annotations = meta.get("annotations")
+    annotations = sorted(f"{k}={_go_quote(v)}" for k, v in pod_annotations.items()
+                         if k.startswith(_APPARMOR_ANNOTATION_PREFIX)
+                         and not _allowed_apparmor_annotation(v)) if pod_annotations else []
+    if not pod_bad and not bad and not annotations:
+        return None
+    setters = ["pod"] if pod_bad else []
     if bad:
         setters.append(_containers_phrase(bad))
-    annotations = sorted(f"{k}={_go_quote(v)}" for k, v in (meta.get("annotations") or {}).items()
-                         if k.startswith(_APPARMOR_ANNOTATION_PREFIX) and not _allowed_apparmor_annotation(v))
-    value_list = sorted(values) + annotations
+    value_list = sorted(set(types)) + annotations
     if annotations:
         setters.append(_plural("annotation", "annotations", len(annotations)))
-    if setters:
-        return (_plural("forbidden AppArmor profile", "forbidden AppArmor profiles", len(value_list)),
-                f"{' and '.join(setters)} must not set AppArmor profile type to {_join_quote(value_list)}")
-    return None
+    return (_plural("forbidden AppArmor profile", "forbidden AppArmor profiles", len(value_list)),
+            f"{' and '.join(setters)} must not set AppArmor profile type to {_join_quote(value_list)}")
+
+
+def _selinux_violation(allowed_types: frozenset[str], pod_opts: Obj | None,
+                       container_opts: list[tuple[str, Obj]]) -> Result:
+    """The seLinuxOptions check once the pod or a container sets options."""
+    bad_types: set[str] = set()
+    flags = {"user": False, "role": False}
+
+    def valid(opts: Obj) -> bool:
+        ok = True
+        t = opts.get("type") or ""
+        if t not in allowed_types:
+            ok = False
+            bad_types.add(t)
+        for k in ("user", "role"):
+            if opts.get(k):
+                ok = False
+                flags[k] = True
+        return ok
+
+    setters: list[str] = []
+    if pod_opts is not None and not valid(pod_opts):
+        setters.append("pod")
+    bad = [name for name, opts in container_opts if not valid(opts)]
+    if bad:
+        setters.append(_containers_phrase(bad))
+    if not setters:
+        return None
+    data: list[str] = []
+    if bad_types:
+        data.append(f"{_plural('type', 'types', len(bad_types))} {_join_quote(sorted(bad_types))}")
+    if flags["user"]:
+        data.append("user may not be set")
+    if flags["role"]:
+        data.append("role may not be set")
+    return ("seLinuxOptions",
+            f"{' and '.join(setters)} set forbidden securityContext.seLinuxOptions: {'; '.join(data)}")
 
 
 def _selinux_options(allowed_types: frozenset[str]) -> CheckFn:
-    def check(meta: Obj, spec: Obj) -> Result:
-        bad_types: set[str] = set()
-        flags = {"user": False, "role": False}
-
-        def valid(opts: Obj) -> bool:
-            ok = True
-            t = opts.get("type") or ""
-            if t not in allowed_types:
-                ok = False
-                bad_types.add(t)
-            for k in ("user", "role"):
-                if opts.get(k):
-                    ok = False
-                    flags[k] = True
-            return ok
-
-        setters: list[str] = []
-        pod_opts = (spec.get("securityContext") or {}).get("seLinuxOptions")
-        if pod_opts is not None and not valid(pod_opts):
-            setters.append("pod")
-        bad = [c.get("name", "") for c in _containers(spec)
-               if _sc(c).get("seLinuxOptions") is not None and not valid(_sc(c)["seLinuxOptions"])]
-        if bad:
-            setters.append(_containers_phrase(bad))
-        if not setters:
+    def check(meta: Obj, spec: Obj, containers: Containers) -> Result:
+        pod_sc = spec.get("securityContext")
+        pod_opts = pod_sc.get("seLinuxOptions") if pod_sc else None
+        container_opts: list[tuple[str, Obj]] = []
+        for c in containers:
+            sc = c.get("securityContext")
+            opts = sc.get("seLinuxOptions") if sc else None
+            if opts is not None:
+                container_opts.append((c.get("name", ""), opts))
+        if pod_opts is None and not container_opts:
             return None
-        data: list[str] = []
-        if bad_types:
-            data.append(f"{_plural('type', 'types', len(bad_types))} {_join_quote(sorted(bad_types))}")
-        if flags["user"]:
-            data.append("user may not be set")
-        if flags["role"]:
-            data.append("role may not be set")
-        return ("seLinuxOptions",
-                f"{' and '.join(setters)} set forbidden securityContext.seLinuxOptions: {'; '.join(data)}")
+        return _selinux_violation(allowed_types, pod_opts, container_opts)
     return check
 
 
@@ -205,19 +248,20 @@ selinux_options_1_31 = _selinux_options(_SELINUX_1_0 | {"container_engine_t"})
 
 
 def _proc_mount(relax_user_namespaces: bool) -> CheckFn:
-    def check(meta: Obj, spec: Obj) -> Result:
+    def check(meta: Obj, spec: Obj, containers: Containers) -> Result:
         if relax_user_namespaces and _user_namespaced(spec):
             return None
         bad: list[str] = []
-        kinds: set[str] = set()
-        for c in _containers(spec):
-            pm = _sc(c).get("procMount")
+        kinds: list[str] = []
+        for c in containers:
+            sc = c.get("securityContext")
+            pm = sc.get("procMount") if sc else None
             if pm is not None and pm != "Default":
                 bad.append(c.get("name", ""))
-                kinds.add(pm)
+                kinds.append(pm)
         if bad:
             return ("procMount", f"{_containers_phrase(bad)} must not set securityContext.procMount to "
-                                 f"{_join_quote(sorted(kinds))}")
+                                 f"{_join_quote(sorted(set(kinds)))}")
         return None
     return check
 
@@ -231,13 +275,15 @@ def _valid_seccomp_annotation(v: str) -> bool:
     return v in ("runtime/default", "docker/default") or v.startswith("localhost/")
 
 
-def seccomp_profile_baseline_1_0(meta: Obj, spec: Obj) -> Result:
-    annotations = meta.get("annotations") or {}
+def seccomp_profile_baseline_1_0(meta: Obj, spec: Obj, containers: Containers) -> Result:
+    annotations = meta.get("annotations")
+    if not annotations:
+        return None
     bad: set[str] = set()
     key = "seccomp.security.alpha.kubernetes.io/pod"
     if key in annotations and not _valid_seccomp_annotation(annotations[key]):
         bad.add(f"{key}={_go_quote(annotations[key])}")
-    for c in _containers(spec):
+    for c in containers:
         key = "container.seccomp.security.alpha.kubernetes.io/" + c.get("name", "")
         if key in annotations and not _valid_seccomp_annotation(annotations[key]):
             bad.add(f"{key}={_go_quote(annotations[key])}")
@@ -247,39 +293,40 @@ def seccomp_profile_baseline_1_0(meta: Obj, spec: Obj) -> Result:
     return None
 
 
-def _seccomp_valid(profile: Obj) -> bool:
-    return profile.get("type") in ("Localhost", "RuntimeDefault")
+_SECCOMP_ALLOWED_TYPES = ("Localhost", "RuntimeDefault")
 
 
 def _seccomp(restricted: bool, skip_windows: bool) -> CheckFn:
-    def check(meta: Obj, spec: Obj) -> Result:
+    def check(meta: Obj, spec: Obj, containers: Containers) -> Result:
         if skip_windows and _is_windows(spec):
             return None
-        setters: list[str] = []
-        values: set[str] = set()
-        pod_set = False
-        pod_profile = (spec.get("securityContext") or {}).get("seccompProfile")
+        types: list[str] = []
+        pod_sc = spec.get("securityContext")
+        pod_profile = pod_sc.get("seccompProfile") if pod_sc else None
+        pod_set = pod_bad = False
         if pod_profile is not None:
-            if _seccomp_valid(pod_profile):
+            if pod_profile.get("type") in _SECCOMP_ALLOWED_TYPES:
                 pod_set = True
             else:
-                setters.append("pod")
-                values.add(pod_profile.get("type") or "")
+                pod_bad = True
+                types.append(pod_profile.get("type") or "")
         explicit: list[str] = []
         implicit: list[str] = []
-        for c in _containers(spec):
-            profile = _sc(c).get("seccompProfile")
+        for c in containers:
+            sc = c.get("securityContext")
+            profile = sc.get("seccompProfile") if sc else None
             if profile is not None:
-                if not _seccomp_valid(profile):
+                if profile.get("type") not in _SECCOMP_ALLOWED_TYPES:
                     explicit.append(c.get("name", ""))
-                    values.add(profile.get("type") or "")
+                    types.append(profile.get("type") or "")
             elif not pod_set:
                 implicit.append(c.get("name", ""))
-        if explicit:
-            setters.append(_containers_phrase(explicit))
-        if setters:
+        if pod_bad or explicit:
+            setters = ["pod"] if pod_bad else []
+            if explicit:
+                setters.append(_containers_phrase(explicit))
             return ("seccompProfile", f"{' and '.join(setters)} must not set securityContext.seccompProfile.type "
-                                      f"to {_join_quote(sorted(values))}")
+                                      f"to {_join_quote(sorted(set(types)))}")
         if restricted and implicit:
             return ("seccompProfile", f"pod or {_containers_phrase(implicit)} must set "
                                       'securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost"')
@@ -301,60 +348,72 @@ _SYSCTLS_1_37 = _SYSCTLS_1_32 | {"net.ipv4.tcp_slow_start_after_idle", "net.ipv4
 
 
 def _sysctls(allowed: frozenset[str]) -> CheckFn:
-    def check(meta: Obj, spec: Obj) -> Result:
-        bad = [s.get("name", "") for s in (spec.get("securityContext") or {}).get("sysctls") or ()
-               if s.get("name", "") not in allowed]
+    def check(meta: Obj, spec: Obj, containers: Containers) -> Result:
+        pod_sc = spec.get("securityContext")
+        sysctls = pod_sc.get("sysctls") if pod_sc else None
+        if not sysctls:
+            return None
+        bad = [s.get("name", "") for s in sysctls if s.get("name", "") not in allowed]
         return ("forbidden sysctls", ", ".join(bad)) if bad else None
     return check
 
 
-def windows_host_process(meta: Obj, spec: Obj) -> Result:
-    setters: list[str] = []
-    if ((spec.get("securityContext") or {}).get("windowsOptions") or {}).get("hostProcess") is True:
-        setters.append("pod")
-    bad = [c.get("name", "") for c in _containers(spec)
-           if (_sc(c).get("windowsOptions") or {}).get("hostProcess") is True]
+def windows_host_process(meta: Obj, spec: Obj, containers: Containers) -> Result:
+    pod_sc = spec.get("securityContext")
+    pod_options = pod_sc.get("windowsOptions") if pod_sc else None
+    pod_bad = pod_options.get("hostProcess") is True if pod_options else False
+    bad: list[str] = []
+    for c in containers:
+        sc = c.get("securityContext")
+        options = sc.get("windowsOptions") if sc else None
+        if options and options.get("hostProcess") is True:
+            bad.append(c.get("name", ""))
+    if not pod_bad and not bad:
+        return None
+    setters = ["pod"] if pod_bad else []
     if bad:
         setters.append(_containers_phrase(bad))
-    if setters:
-        return ("hostProcess",
-                f"{' and '.join(setters)} must not set securityContext.windowsOptions.hostProcess=true")
-    return None
+    return ("hostProcess", f"{' and '.join(setters)} must not set securityContext.windowsOptions.hostProcess=true")
 
 
-def _handler_hosts(handler: Obj | None) -> list[str]:
-    if not handler:
-        return []
+def _handler_hosts(handler: Obj) -> list[str]:
     return [h for h in ((handler.get("httpGet") or {}).get("host"), (handler.get("tcpSocket") or {}).get("host"))
             if h]
 
 
-def host_probes_and_host_lifecycle(meta: Obj, spec: Obj) -> Result:
-    bad: set[str] = set()
-    hosts: set[str] = set()
-    for c in _containers(spec):
+def host_probes_and_host_lifecycle(meta: Obj, spec: Obj, containers: Containers) -> Result:
+    bad: list[str] = []
+    hosts: list[str] = []
+    for c in containers:
         lifecycle = c.get("lifecycle") or {}
-        found = [h for handler in (c.get("livenessProbe"), c.get("readinessProbe"), c.get("startupProbe"),
-                                   lifecycle.get("postStart"), lifecycle.get("preStop"))
-                 for h in _handler_hosts(handler)]
+        found: list[str] = []
+        for handler in (c.get("livenessProbe"), c.get("readinessProbe"), c.get("startupProbe"),
+                        lifecycle.get("postStart"), lifecycle.get("preStop")):
+            if handler:
+                found += _handler_hosts(handler)
         if found:
-            bad.add(c.get("name", ""))
-            hosts.update(found)
+            bad.append(c.get("name", ""))
+            hosts += found
     if bad:
+        names, distinct = sorted(set(bad)), sorted(set(hosts))
         return ("probe or lifecycle host",
-                f"{_containers_phrase(sorted(bad))} {_plural('uses', 'use', len(bad))} "
-                f"{_plural('probe or lifecycle host', 'probe or lifecycle hosts', len(hosts))} "
-                f"{_join_quote(sorted(hosts))}")
+                f"{_containers_phrase(names)} {_plural('uses', 'use', len(names))} "
+                f"{_plural('probe or lifecycle host', 'probe or lifecycle hosts', len(distinct))} "
+                f"{_join_quote(distinct)}")
     return None
 
 
 # --- restricted ---------------------------------------------------------------------------------
 
 def _allow_privilege_escalation(skip_windows: bool) -> CheckFn:
-    def check(meta: Obj, spec: Obj) -> Result:
+    def check(meta: Obj, spec: Obj, containers: Containers) -> Result:
         if skip_windows and _is_windows(spec):
             return None
-        bad = [c.get("name", "") for c in _containers(spec) if _sc(c).get("allowPrivilegeEscalation") is not False]
+        bad: list[str] = []
+        for c in containers:
+            sc = c.get("securityContext")
+            if not sc or sc.get("allowPrivilegeEscalation") is not False:
+                bad.append(c.get("name", ""))
         if bad:
             return ("allowPrivilegeEscalation != false",
                     f"{_containers_phrase(bad)} must set securityContext.allowPrivilegeEscalation=false")
@@ -363,79 +422,94 @@ def _allow_privilege_escalation(skip_windows: bool) -> CheckFn:
 
 
 def _capabilities_restricted(skip_windows: bool) -> CheckFn:
-    def check(meta: Obj, spec: Obj) -> Result:
+    def check(meta: Obj, spec: Obj, containers: Containers) -> Result:
         if skip_windows and _is_windows(spec):
             return None
         missing_drop: list[str] = []
         adding: list[str] = []
-        caps: set[str] = set()
-        for c in _containers(spec):
-            capabilities = _sc(c).get("capabilities")
+        caps: list[str] = []
+        for c in containers:
+            sc = c.get("securityContext")
+            capabilities = sc.get("capabilities") if sc else None
             if capabilities is None:
                 missing_drop.append(c.get("name", ""))
                 continue
             if "ALL" not in (capabilities.get("drop") or ()):
                 missing_drop.append(c.get("name", ""))
-            added = [a for a in capabilities.get("add") or () if a != "NET_BIND_SERVICE"]
-            if added:
-                adding.append(c.get("name", ""))
-                caps.update(added)
+            add = capabilities.get("add")
+            if add:
+                added = [a for a in add if a != "NET_BIND_SERVICE"]
+                if added:
+                    adding.append(c.get("name", ""))
+                    caps += added
+        if not missing_drop and not adding:
+            return None
         details: list[str] = []
         if missing_drop:
             details.append(f'{_containers_phrase(missing_drop)} must set securityContext.capabilities.drop=["ALL"]')
         if adding:
-            details.append(f"{_containers_phrase(adding)} must not include {_join_quote(sorted(caps))} "
+            details.append(f"{_containers_phrase(adding)} must not include {_join_quote(sorted(set(caps)))} "
                            "in securityContext.capabilities.add")
-        return ("unrestricted capabilities", "; ".join(details)) if details else None
+        return "unrestricted capabilities", "; ".join(details)
     return check
 
 
-_ALLOWED_VOLUME_SOURCES = ("configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "image",
-                           "persistentVolumeClaim", "projected", "secret")
+_ALLOWED_VOLUME_SOURCES = frozenset({"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "image",
+                                     "persistentVolumeClaim", "projected", "secret"})
 _RESTRICTED_VOLUME_SOURCES = ("hostPath", "gcePersistentDisk", "awsElasticBlockStore", "gitRepo", "nfs", "iscsi",
                               "glusterfs", "rbd", "flexVolume", "cinder", "cephfs", "flocker", "fc", "azureFile",
                               "vsphereVolume", "quobyte", "azureDisk", "photonPersistentDisk", "portworxVolume",
                               "scaleIO", "storageos")
 
 
-def restricted_volumes(meta: Obj, spec: Obj) -> Result:
+def _restricted_volume(v: Obj) -> bool:
+    """Whether the volume has a source and none of its sources is allowed. A volume without any
+    source is defaulted to emptyDir by the API server (SetDefaults_Volume)."""
+    sourced = False
+    for k, val in v.items():
+        if val is not None and k != "name":
+            if k in _ALLOWED_VOLUME_SOURCES:
+                return False
+            sourced = True
+    return sourced
+
+
+def restricted_volumes(meta: Obj, spec: Obj, containers: Containers) -> Result:
     bad: list[str] = []
-    kinds: set[str] = set()
+    kinds: list[str] = []
     for v in spec.get("volumes") or ():
-        # A volume without any source is defaulted to emptyDir by the API server (SetDefaults_Volume).
-        if any(v.get(k) is not None for k in _ALLOWED_VOLUME_SOURCES) or not any(
-                val is not None for k, val in v.items() if k != "name"):
-            continue
-        bad.append(v.get("name", ""))
-        kinds.add(next((k for k in _RESTRICTED_VOLUME_SOURCES if v.get(k) is not None), "unknown"))
+        if _restricted_volume(v):
+            bad.append(v.get("name", ""))
+            kinds.append(next((k for k in _RESTRICTED_VOLUME_SOURCES if v.get(k) is not None), "unknown"))
     if bad:
+        distinct = sorted(set(kinds))
         return ("restricted volume types",
                 f"{_plural('volume', 'volumes', len(bad))} {_join_quote(bad)} {_plural('uses', 'use', len(bad))} "
-                f"{_plural('restricted volume type', 'restricted volume types', len(kinds))} "
-                f"{_join_quote(sorted(kinds))}")
+                f"{_plural('restricted volume type', 'restricted volume types', len(distinct))} "
+                f"{_join_quote(distinct)}")
     return None
 
 
 def _run_as_non_root(relax_user_namespaces: bool) -> CheckFn:
-    def check(meta: Obj, spec: Obj) -> Result:
+    def check(meta: Obj, spec: Obj, containers: Containers) -> Result:
         if relax_user_namespaces and _user_namespaced(spec):
             return None
-        setters: list[str] = []
-        pod_value = (spec.get("securityContext") or {}).get("runAsNonRoot")
-        if pod_value is False:
-            setters.append("pod")
+        pod_sc = spec.get("securityContext")
+        pod_value = pod_sc.get("runAsNonRoot") if pod_sc else None
         explicit: list[str] = []
         implicit: list[str] = []
-        for c in _containers(spec):
-            value = _sc(c).get("runAsNonRoot")
+        for c in containers:
+            sc = c.get("securityContext")
+            value = sc.get("runAsNonRoot") if sc else None
             if value is not None:
                 if value is False:
                     explicit.append(c.get("name", ""))
             elif pod_value is not True:
                 implicit.append(c.get("name", ""))
-        if explicit:
-            setters.append(_containers_phrase(explicit))
-        if setters:
+        if pod_value is False or explicit:
+            setters = ["pod"] if pod_value is False else []
+            if explicit:
+                setters.append(_containers_phrase(explicit))
             return ("runAsNonRoot != true",
                     f"{' and '.join(setters)} must not set securityContext.runAsNonRoot=false")
         if implicit:
@@ -446,18 +520,22 @@ def _run_as_non_root(relax_user_namespaces: bool) -> CheckFn:
 
 
 def _run_as_user(relax_user_namespaces: bool) -> CheckFn:
-    def check(meta: Obj, spec: Obj) -> Result:
+    def check(meta: Obj, spec: Obj, containers: Containers) -> Result:
         if relax_user_namespaces and _user_namespaced(spec):
             return None
-        setters: list[str] = []
-        if (spec.get("securityContext") or {}).get("runAsUser") == 0:
-            setters.append("pod")
-        bad = [c.get("name", "") for c in _containers(spec) if _sc(c).get("runAsUser") == 0]
+        pod_sc = spec.get("securityContext")
+        pod_root = pod_sc.get("runAsUser") == 0 if pod_sc else False
+        bad: list[str] = []
+        for c in containers:
+            sc = c.get("securityContext")
+            if sc and sc.get("runAsUser") == 0:
+                bad.append(c.get("name", ""))
+        if not pod_root and not bad:
+            return None
+        setters = ["pod"] if pod_root else []
         if bad:
             setters.append(_containers_phrase(bad))
-        if setters:
-            return "runAsUser=0", f"{' and '.join(setters)} must not set runAsUser=0"
-        return None
+        return "runAsUser=0", f"{' and '.join(setters)} must not set runAsUser=0"
     return check
 
 

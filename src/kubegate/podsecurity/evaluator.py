@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubegate.podsecurity.api import LATEST, NEWEST_MINOR, PRIVILEGED, RESTRICTED, LevelVersion
-from kubegate.podsecurity.checks import CHECKS, Check, CheckFn, Revision
+from kubegate.podsecurity.checks import CHECKS, Check, CheckFn, Revision, pod_containers
 
 
 @dataclass(frozen=True)
@@ -56,18 +56,22 @@ def _build() -> dict[tuple[str, int], tuple[CheckFn, ...]]:
 
 
 _TABLE = _build()
+_ALLOWED = Aggregate(())  # immutable, so every allowed pod shares it
 
 
 def evaluate_pod(lv: LevelVersion, metadata: dict[str, Any] | None, spec: dict[str, Any] | None) -> Aggregate:
     """EvaluatePod + AggregateCheckResults: the failures of every check of the level at the version,
     in upstream's order. Versions newer than the newest known (and latest) evaluate as the newest."""
-    if lv.level == PRIVILEGED:
-        return Aggregate(())
-    minor = NEWEST_MINOR if lv.minor == LATEST or lv.minor > NEWEST_MINOR else lv.minor
+    level, minor = lv.level, lv.minor
+    if level == PRIVILEGED:
+        return _ALLOWED
+    if minor == LATEST or minor > NEWEST_MINOR:
+        minor = NEWEST_MINOR
     meta, pod_spec = metadata or {}, spec or {}
-    out = []
-    for check in _TABLE[(lv.level, minor)]:
-        r = check(meta, pod_spec)
+    containers = pod_containers(pod_spec)
+    out: list[Violation] = []
+    for check in _TABLE[(level, minor)]:
+        r = check(meta, pod_spec, containers)
         if r is not None:
             out.append(Violation(r[0] or "unknown forbidden reason", r[1]))
-    return Aggregate(tuple(out))
+    return Aggregate(tuple(out)) if out else _ALLOWED

@@ -96,6 +96,19 @@ class WatchCache:
         self._stream: WatchStream | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
+        self._emptiness_listeners: list[Callable[[], None]] = []
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def on_emptiness_change(self, listener: Callable[[], None]) -> None:
+        """Calls `listener` whenever the cache goes from empty to holding objects or back (and after a
+        relist), before any reader can see the new state."""
+        self._emptiness_listeners.append(listener)
+
+    def _emptiness_changed(self) -> None:
+        for listener in self._emptiness_listeners:
+            listener()
 
     @property
     def prefix(self) -> str:
@@ -140,6 +153,7 @@ class WatchCache:
         self._window.clear()
         self._window_start = res.revision + 1
         self._revision = res.revision
+        self._emptiness_changed()
         self._broadcast()
 
     async def _follow(self) -> None:
@@ -173,6 +187,8 @@ class WatchCache:
             entry = Entry(ev.kv, self._decode)
             if prev is None:
                 bisect.insort(self._keys, key)
+                if len(self._keys) == 1:
+                    self._emptiness_changed()
             self._entries[key] = entry
             self._record(CacheEvent("ADDED" if prev is None else "MODIFIED", entry, prev))
         else:
@@ -180,6 +196,8 @@ class WatchCache:
             if prev is not None:
                 del self._entries[key]
                 del self._keys[bisect.bisect_left(self._keys, key)]
+                if not self._keys:
+                    self._emptiness_changed()
             if last is not None:
                 gone = replace(last, mod_revision=ev.revision)  # keeps a CorruptKV corrupt
                 self._record(CacheEvent("DELETED", Entry(gone, self._decode), prev))

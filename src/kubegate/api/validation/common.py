@@ -58,3 +58,16 @@ def unique_name(path: str, name: str, seen: set[str], check: Callable[[str], lis
         causes.append(field_duplicate(path, name))
     seen.add(name)
     return causes
+
+
+def unique_item_name(list_path: str, index: int, name: str, seen: set[str], check: Callable[[str], list[str]],
+                     *, required: bool = True) -> list[Cause]:
+    """unique_name for item `index` of the list at `list_path`; the usual well-formed new name costs no
+    path string (it is built only for a cause)."""
+    if name:
+        if name not in seen and not check(name):
+            seen.add(name)
+            return []
+    elif not required:
+        return []
+    return unique_name(f"{list_path}[{index}].name", name, seen, check, required=required)

@@ -17,7 +17,7 @@ from kubegate.api.errors import (
 )
 
 from . import names, quantity
-from .common import GoJSON, d, field_not_found, lst, nonnegative, s, unique_name
+from .common import GoJSON, d, field_not_found, lst, nonnegative, s, unique_item_name
 from kubegate.api.gojson import unmarshal_object_error
 from .meta import (
     immutable, validate_annotations, validate_labels, validate_meta, validate_object_meta, validate_object_meta_update,
@@ -42,6 +42,7 @@ _VOLUME_SOURCES = (
     "fc", "azureFile", "configMap", "vsphereVolume", "quobyte", "azureDisk", "photonPersistentDisk",
     "projected", "portworxVolume", "scaleIO", "storageos", "csi", "ephemeral", "image",
 )
+_VOLUME_SOURCE_ORDER = {k: i for i, k in enumerate(_VOLUME_SOURCES)}
 _POD_UPDATE_FORBIDDEN = (
     "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,"
     "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),"
@@ -233,21 +234,20 @@ def _ports(path: str, ports: list[Any]) -> list[Cause]:
     seen: set[str] = set()
     for i, p in enumerate(ports):
         p = d(p)
-        ip = f"{path}[{i}]"
-        causes += unique_name(f"{ip}.name", s(p.get("name")), seen, names.is_valid_port_name, required=False)
+        causes += unique_item_name(path, i, s(p.get("name")), seen, names.is_valid_port_name, required=False)
         cp = p.get("containerPort")
         if not cp:
-            causes.append(field_required(f"{ip}.containerPort"))
-        elif isinstance(cp, int):
-            causes += [field_invalid(f"{ip}.containerPort", cp, m) for m in names.is_valid_port_num(cp)]
+            causes.append(field_required(f"{path}[{i}].containerPort"))
+        elif isinstance(cp, int) and (errs := names.is_valid_port_num(cp)):
+            causes += [field_invalid(f"{path}[{i}].containerPort", cp, m) for m in errs]
         hp = p.get("hostPort")
-        if isinstance(hp, int) and hp != 0:
-            causes += [field_invalid(f"{ip}.hostPort", hp, m) for m in names.is_valid_port_num(hp)]
+        if isinstance(hp, int) and hp != 0 and (errs := names.is_valid_port_num(hp)):
+            causes += [field_invalid(f"{path}[{i}].hostPort", hp, m) for m in errs]
         proto = s(p.get("protocol"))
         if not proto:
-            causes.append(field_required(f"{ip}.protocol"))
+            causes.append(field_required(f"{path}[{i}].protocol"))
         elif proto not in _PROTOCOLS:
-            causes.append(field_not_supported(f"{ip}.protocol", proto, _PROTOCOLS))
+            causes.append(field_not_supported(f"{path}[{i}].protocol", proto, _PROTOCOLS))
     return causes
 
 
@@ -255,14 +255,13 @@ def _env(path: str, env: list[Any]) -> list[Cause]:
     causes: list[Cause] = []
     for i, e in enumerate(env):
         e = d(e)
-        ip = f"{path}[{i}]"
         name = s(e.get("name"))
         if not name:
-            causes.append(field_required(f"{ip}.name"))
-        else:
-            causes += [field_invalid(f"{ip}.name", name, m) for m in names.is_relaxed_env_var_name(name)]
-        vf = d(e.get("valueFrom"))
+            causes.append(field_required(f"{path}[{i}].name"))
+        elif errs := names.is_relaxed_env_var_name(name):
+            causes += [field_invalid(f"{path}[{i}].name", name, m) for m in errs]
         if "valueFrom" in e:
+            ip, vf = f"{path}[{i}]", d(e.get("valueFrom"))
             sources = [k for k in ("fieldRef", "resourceFieldRef", "configMapKeyRef", "secretKeyRef",
                                    "fileKeyRef") if vf.get(k) is not None]
             if len(sources) > 1:
@@ -282,17 +281,16 @@ def _volume_mounts(path: str, mounts: list[Any], volumes: set[str]) -> list[Caus
     paths: set[str] = set()
     for i, vm in enumerate(mounts):
         vm = d(vm)
-        ip = f"{path}[{i}]"
         name = s(vm.get("name"))
         if not name:
-            causes.append(field_required(f"{ip}.name"))
+            causes.append(field_required(f"{path}[{i}].name"))
         elif name not in volumes:
-            causes.append(field_not_found(f"{ip}.name", name))
+            causes.append(field_not_found(f"{path}[{i}].name", name))
         mp = s(vm.get("mountPath"))
         if not mp:
-            causes.append(field_required(f"{ip}.mountPath"))
+            causes.append(field_required(f"{path}[{i}].mountPath"))
         elif mp in paths:
-            causes.append(field_invalid(f"{ip}.mountPath", mp, "must be unique"))
+            causes.append(field_invalid(f"{path}[{i}].mountPath", mp, "must be unique"))
         paths.add(mp)
     return causes
 
@@ -387,16 +385,18 @@ def _id_range(path: str, v: Any) -> list[Cause]:
 
 
 def _seccomp_profile(path: str, sp: Any) -> list[Cause]:
-    """validateSeccompProfileField."""
+    """validateSeccompProfileField; `path` is the securityContext's."""
     if not isinstance(sp, dict):
         return []
+    t, lp = s(sp.get("type")), sp.get("localhostProfile")
+    if lp is None and t in _SECCOMP_TYPES and t != "Localhost":
+        return []  # the usual RuntimeDefault (or Unconfined) profile
+    path += ".seccompProfile"
     causes: list[Cause] = []
-    t = s(sp.get("type"))
     if not t:
         causes.append(field_required(f"{path}.type", "type is required when seccompProfile is set"))
     elif t not in _SECCOMP_TYPES:
         causes.append(field_not_supported(f"{path}.type", t, _SECCOMP_TYPES))
-    lp = sp.get("localhostProfile")
     if t == "Localhost":
         if lp is None:
             causes.append(field_required(f"{path}.localhostProfile", "must be set when seccomp type is Localhost"))
@@ -505,26 +505,34 @@ def _sysctls(path: str, psc: dict[str, Any], spec: dict[str, Any]) -> list[Cause
     return causes
 
 
-def _pod_security_context(path: str, spec: dict[str, Any]) -> list[Cause]:
+def _pod_security_context(spec_path: str, spec: dict[str, Any]) -> list[Cause]:
     """validatePodSpecSecurityContext."""
     psc = spec.get("securityContext")
     if not isinstance(psc, dict):
         return []
+    path = f"{spec_path}.securityContext"
     causes: list[Cause] = []
+    # Each check below is skipped when its field is unset (it would find nothing), so no path is built.
     for key in ("fsGroup", "runAsUser", "runAsGroup"):
-        causes += _id_range(f"{path}.{key}", psc.get(key))
-    for i, g in enumerate(lst(psc.get("supplementalGroups"))):
-        causes += _id_range(f"{path}.supplementalGroups[{i}]", g)
+        v = psc.get(key)
+        if v is not None:
+            causes += _id_range(f"{path}.{key}", v)
+    if psc.get("supplementalGroups"):
+        for i, g in enumerate(lst(psc.get("supplementalGroups"))):
+            causes += _id_range(f"{path}.supplementalGroups[{i}]", g)
     if spec.get("shareProcessNamespace") is True and spec.get("hostPID") is True:
         causes.append(field_invalid(f"{path}.shareProcessNamespace", True,
                                     "ShareProcessNamespace and HostPID cannot both be enabled"))
-    causes += _sysctls(f"{path}.sysctls", psc, spec)
+    if psc.get("sysctls"):
+        causes += _sysctls(f"{path}.sysctls", psc, spec)
     v = psc.get("fsGroupChangePolicy")
     if v is not None and v not in _FS_GROUP_CHANGE_POLICIES:
         causes.append(field_not_supported(f"{path}.fsGroupChangePolicy", v, _FS_GROUP_CHANGE_POLICIES))
-    causes += _seccomp_profile(f"{path}.seccompProfile", psc.get("seccompProfile"))
-    causes += _windows_options(f"{path}.windowsOptions", psc.get("windowsOptions"))
-    causes += apparmor_profile(f"{path}.appArmorProfile", psc.get("appArmorProfile"))
+    causes += _seccomp_profile(path, psc.get("seccompProfile"))
+    if psc.get("windowsOptions") is not None:
+        causes += _windows_options(f"{path}.windowsOptions", psc.get("windowsOptions"))
+    if psc.get("appArmorProfile") is not None:
+        causes += apparmor_profile(f"{path}.appArmorProfile", psc.get("appArmorProfile"))
     policy = psc.get("supplementalGroupsPolicy")
     if policy is not None and policy not in _SUPPLEMENTAL_GROUPS_POLICIES:
         causes.append(field_not_supported(f"{path}.supplementalGroupsPolicy", policy, _SUPPLEMENTAL_GROUPS_POLICIES))
@@ -541,31 +549,40 @@ def _security_context(path: str, sc: Any, host_users: bool, opts: PodOptions) ->
     causes: list[Cause] = []
     if sc.get("privileged") is True and not opts.allow_privileged:
         causes.append(field_forbidden(f"{path}.privileged", "disallowed by cluster policy"))
-    causes += _id_range(f"{path}.runAsUser", sc.get("runAsUser")) + _id_range(f"{path}.runAsGroup", sc.get("runAsGroup"))
+    # Unset fields are skipped (their checks would find nothing), so no path is built for them.
+    for key in ("runAsUser", "runAsGroup"):
+        v = sc.get(key)
+        if v is not None:
+            causes += _id_range(f"{path}.{key}", v)
     pm = sc.get("procMount")
     if pm is not None:
         if pm not in _PROC_MOUNT_TYPES:
             causes.append(field_not_supported(f"{path}.procMount", pm, _PROC_MOUNT_TYPES))
         if host_users and pm == "Unmasked":
             causes.append(field_invalid(f"{path}.procMount", pm, "`hostUsers` must be false to use `Unmasked`"))
-    causes += _seccomp_profile(f"{path}.seccompProfile", sc.get("seccompProfile"))
+    causes += _seccomp_profile(path, sc.get("seccompProfile"))
     if sc.get("allowPrivilegeEscalation") is False:
         if sc.get("privileged") is True:
             causes.append(field_invalid(path, _security_context_struct(sc),
                                         "cannot set `allowPrivilegeEscalation` to false and `privileged` to true"))
-        for cap in lst(d(sc.get("capabilities")).get("add")):
+        added = d(sc.get("capabilities")).get("add")
+        for cap in lst(added) if added else ():
             if cap == "CAP_SYS_ADMIN":
                 causes.append(field_invalid(path, _security_context_struct(sc), "cannot set `allowPrivilegeEscalation` "
                                             "to false and `capabilities.Add` CAP_SYS_ADMIN"))
-    causes += _windows_options(f"{path}.windowsOptions", sc.get("windowsOptions"))
-    causes += apparmor_profile(f"{path}.appArmorProfile", sc.get("appArmorProfile"))
+    if sc.get("windowsOptions") is not None:
+        causes += _windows_options(f"{path}.windowsOptions", sc.get("windowsOptions"))
+    if sc.get("appArmorProfile") is not None:
+        causes += apparmor_profile(f"{path}.appArmorProfile", sc.get("appArmorProfile"))
     return causes
+
+
+CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")  # VisitContainersWithPath's order
 
 
 def _all_containers(path: str, spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """VisitContainersWithPath: init containers, containers, ephemeral containers, with their paths."""
-    return [(f"{path}.{key}[{i}]", d(c)) for key in ("initContainers", "containers", "ephemeralContainers")
-            for i, c in enumerate(lst(spec.get(key)))]
+    return [(f"{path}.{key}[{i}]", d(c)) for key in CONTAINER_LISTS for i, c in enumerate(lst(spec.get(key)))]
 
 
 def _seccomp_annotation(path: str, value: str) -> list[Cause]:
@@ -579,6 +596,8 @@ def _seccomp_annotation(path: str, value: str) -> list[Cause]:
 
 def pod_specific_annotations(path: str, annotations: dict[str, Any], spec: dict[str, Any]) -> list[Cause]:
     """ValidatePodSpecificAnnotations' seccomp and AppArmor annotations (keys sorted: Go's map order is random)."""
+    if not annotations:
+        return []
     causes: list[Cause] = []
     if SECCOMP_POD_ANNOTATION in annotations:
         causes += _seccomp_annotation(f"{path}.{SECCOMP_POD_ANNOTATION}", s(annotations[SECCOMP_POD_ANNOTATION]))
@@ -623,6 +642,8 @@ def _apparmor_match(path: str, annotation: str, ap: dict[str, Any]) -> list[Caus
 def annotations_match_fields(path: str, annotations: dict[str, Any], spec: dict[str, Any]) -> list[Cause]:
     """validateSeccompAnnotationsAndFields and validateAppArmorAnnotationsAndFieldsMatchOnCreate: where both an
     annotation and its field are set, they must say the same."""
+    if not annotations:
+        return []
     causes: list[Cause] = []
     psc = d(spec.get("securityContext"))
     pod_seccomp = psc.get("seccompProfile")
@@ -652,49 +673,65 @@ def _containers(path: str, containers: list[Any], volumes: set[str], seen: set[s
         return [field_required(path)]
     for i, c in enumerate(containers):
         c = d(c)
-        ip = f"{path}[{i}]"
-        causes += unique_name(f"{ip}.name", s(c.get("name")), seen, names.is_dns1123_label)
+        causes += unique_item_name(path, i, s(c.get("name")), seen, names.is_dns1123_label)
         image = s(c.get("image"))
         if not image:
-            causes.append(field_required(f"{ip}.image"))
+            causes.append(field_required(f"{path}[{i}].image"))
         elif image != image.strip():
-            causes.append(field_invalid(f"{ip}.image", image, "must not have leading or trailing whitespace"))
-        tmp = s(c.get("terminationMessagePolicy"))
-        if not tmp:
-            causes.append(field_required(f"{ip}.terminationMessagePolicy",
-                                         "must be 'File' or 'FallbackToLogsOnError'"))
-        elif tmp not in _TERMINATION_MESSAGE_POLICIES:
-            causes.append(field_not_supported(f"{ip}.terminationMessagePolicy", tmp, _TERMINATION_MESSAGE_POLICIES))
-        causes += _ports(f"{ip}.ports", lst(c.get("ports")))
-        causes += _env(f"{ip}.env", lst(c.get("env")))
-        causes += _volume_mounts(f"{ip}.volumeMounts", lst(c.get("volumeMounts")), volumes)
-        pull = s(c.get("imagePullPolicy"))
-        if not pull:
-            causes.append(field_required(f"{ip}.imagePullPolicy"))
-        elif pull not in _PULL_POLICIES:
-            causes.append(field_not_supported(f"{ip}.imagePullPolicy", pull, _PULL_POLICIES))
-        causes += resource_requirements(f"{ip}.resources", d(c.get("resources")))
-        causes += _security_context(f"{ip}.securityContext", c.get("securityContext"), host_users, opts)
+            causes.append(field_invalid(f"{path}[{i}].image", image, "must not have leading or trailing whitespace"))
+        tmp = c.get("terminationMessagePolicy")
+        if tmp not in _TERMINATION_MESSAGE_POLICIES:
+            if not s(tmp):
+                causes.append(field_required(f"{path}[{i}].terminationMessagePolicy",
+                                             "must be 'File' or 'FallbackToLogsOnError'"))
+            else:
+                causes.append(field_not_supported(f"{path}[{i}].terminationMessagePolicy", tmp,
+                                                  _TERMINATION_MESSAGE_POLICIES))
+        # Empty or unset lists and maps are skipped (their checks would find nothing), so no path is built.
+        if c.get("ports"):
+            causes += _ports(f"{path}[{i}].ports", lst(c.get("ports")))
+        if c.get("env"):
+            causes += _env(f"{path}[{i}].env", lst(c.get("env")))
+        if c.get("volumeMounts"):
+            causes += _volume_mounts(f"{path}[{i}].volumeMounts", lst(c.get("volumeMounts")), volumes)
+        pull = c.get("imagePullPolicy")
+        if pull not in _PULL_POLICIES:
+            if not s(pull):
+                causes.append(field_required(f"{path}[{i}].imagePullPolicy"))
+            else:
+                causes.append(field_not_supported(f"{path}[{i}].imagePullPolicy", pull, _PULL_POLICIES))
+        if c.get("resources"):
+            causes += resource_requirements(f"{path}[{i}].resources", d(c.get("resources")))
+        if isinstance(c.get("securityContext"), dict):
+            causes += _security_context(f"{path}[{i}].securityContext", c.get("securityContext"), host_users, opts)
     return causes
+
+
+def _host_process(owner: Any) -> Any:
+    """securityContext.windowsOptions.hostProcess of a pod spec or a container; None when unset."""
+    sc = owner.get("securityContext") if isinstance(owner, dict) else None
+    wo = sc.get("windowsOptions") if isinstance(sc, dict) else None
+    return wo.get("hostProcess") if isinstance(wo, dict) else None
 
 
 def _windows_host_process(path: str, spec: dict[str, Any], opts: PodOptions) -> list[Cause]:
     """validateWindowsHostProcessPod: all containers hostProcess or none, with hostNetwork, and only where
     privileged containers are allowed."""
     causes: list[Cause] = []
-    pod_hp = d(d(spec.get("securityContext")).get("windowsOptions")).get("hostProcess")
-    containers = _all_containers(path, spec)
-    host_process = 0
-    for cpath, c in containers:
-        hp = d(d(c.get("securityContext")).get("windowsOptions")).get("hostProcess")
-        if isinstance(pod_hp, bool) and isinstance(hp, bool) and pod_hp != hp:
-            causes.append(field_invalid(f"{cpath}.securityContext.windowsOptions.hostProcess", hp,
-                                        f"pod hostProcess value must be identical if both are specified, was "
-                                        f"{str(pod_hp).lower()}"))
-        if hp is True or (hp is None and pod_hp is True):
-            host_process += 1
+    pod_hp = _host_process(spec)
+    containers = host_process = 0
+    for key in CONTAINER_LISTS:
+        for i, c in enumerate(lst(spec.get(key))):
+            containers += 1
+            hp = _host_process(c)
+            if isinstance(pod_hp, bool) and isinstance(hp, bool) and pod_hp != hp:
+                causes.append(field_invalid(f"{path}.{key}[{i}].securityContext.windowsOptions.hostProcess", hp,
+                                            f"pod hostProcess value must be identical if both are specified, was "
+                                            f"{str(pod_hp).lower()}"))
+            if hp is True or (hp is None and pod_hp is True):
+                host_process += 1
     if host_process:
-        if host_process != len(containers):
+        if host_process != containers:
             causes.append(field_invalid(path, "", "If pod contains any hostProcess containers then all containers "
                                                   "must be HostProcess containers"))
         if spec.get("hostNetwork") is not True:
@@ -739,13 +776,15 @@ def _volumes(path: str, volumes: list[Any]) -> tuple[list[Cause], set[str]]:
     seen: set[str] = set()
     for i, v in enumerate(volumes):
         v = d(v)
-        ip = f"{path}[{i}]"
-        causes += unique_name(f"{ip}.name", s(v.get("name")), seen, names.is_dns1123_label)
-        sources = [k for k in _VOLUME_SOURCES if v.get(k) is not None]
-        if not sources:
-            causes.append(field_required(ip, "must specify a volume type"))
-        for extra in sources[1:]:
-            causes.append(field_forbidden(f"{ip}.{extra}", "may not specify more than 1 volume type"))
+        causes += unique_item_name(path, i, s(v.get("name")), seen, names.is_dns1123_label)
+        # The volume's own few keys, not a probe of every source; put in _VOLUME_SOURCES' order when it matters.
+        sources = [k for k in v if k in _VOLUME_SOURCE_ORDER and v[k] is not None]
+        if len(sources) != 1:
+            if not sources:
+                causes.append(field_required(f"{path}[{i}]", "must specify a volume type"))
+            sources.sort(key=_VOLUME_SOURCE_ORDER.__getitem__)
+            for extra in sources[1:]:
+                causes.append(field_forbidden(f"{path}[{i}].{extra}", "may not specify more than 1 volume type"))
     return causes, seen
 
 
@@ -753,23 +792,23 @@ def _tolerations(path: str, tolerations: list[Any]) -> list[Cause]:
     causes: list[Cause] = []
     for i, t in enumerate(tolerations):
         t = d(t)
-        ip = f"{path}[{i}]"
         key, op = s(t.get("key")), s(t.get("operator"))
         if key:
-            causes += [field_invalid(f"{ip}.key", key, m) for m in names.is_qualified_name(key)]
+            if errs := names.is_qualified_name(key):
+                causes += [field_invalid(f"{path}[{i}].key", key, m) for m in errs]
         elif op != "Exists":
-            causes.append(field_invalid(f"{ip}.operator", op, "operator must be Exists when `key` is empty, "
+            causes.append(field_invalid(f"{path}[{i}].operator", op, "operator must be Exists when `key` is empty, "
                                         "which means \"match all values and all keys\""))
         if op and op not in _TOLERATION_OPERATORS:
-            causes.append(field_not_supported(f"{ip}.operator", op, _TOLERATION_OPERATORS))
+            causes.append(field_not_supported(f"{path}[{i}].operator", op, _TOLERATION_OPERATORS))
         if op == "Exists" and s(t.get("value")):
-            causes.append(field_invalid(f"{ip}.operator", t.get("value"),
+            causes.append(field_invalid(f"{path}[{i}].operator", t.get("value"),
                                         "value must be empty when `operator` is 'Exists'"))
         effect = s(t.get("effect"))
         if effect and effect not in _TAINT_EFFECTS:
-            causes.append(field_not_supported(f"{ip}.effect", effect, _TAINT_EFFECTS))
+            causes.append(field_not_supported(f"{path}[{i}].effect", effect, _TAINT_EFFECTS))
         if t.get("tolerationSeconds") is not None and effect != "NoExecute":
-            causes.append(field_invalid(f"{ip}.effect", effect,
+            causes.append(field_invalid(f"{path}[{i}].effect", effect,
                                         "effect must be 'NoExecute' when `tolerationSeconds` is set"))
     return causes
 
@@ -781,37 +820,43 @@ def pod_spec(path: str, spec: dict[str, Any], opts: PodOptions = DEFAULT_POD_OPT
     host_users = spec.get("hostUsers") is not False
     causes += _containers(f"{path}.containers", lst(spec.get("containers")), vols, seen, require=True,
                           host_users=host_users, opts=opts)
-    causes += _containers(f"{path}.initContainers", lst(spec.get("initContainers")), vols, seen, require=False,
-                          host_users=host_users, opts=opts)
-    for i, c in enumerate(lst(spec.get("ephemeralContainers"))):
-        causes += _security_context(f"{path}.ephemeralContainers[{i}].securityContext", d(c).get("securityContext"),
-                                    host_users, opts)
-    rp = s(spec.get("restartPolicy"))
-    if not rp:
-        causes.append(field_required(f"{path}.restartPolicy"))
-    elif rp not in _RESTART_POLICIES:
-        causes.append(field_not_supported(f"{path}.restartPolicy", rp, _RESTART_POLICIES))
-    dp = s(spec.get("dnsPolicy"))
-    if not dp:
-        causes.append(field_required(f"{path}.dnsPolicy"))
-    elif dp not in _DNS_POLICIES:
-        causes.append(field_not_supported(f"{path}.dnsPolicy", dp, _DNS_POLICIES))
+    if spec.get("initContainers"):
+        causes += _containers(f"{path}.initContainers", lst(spec.get("initContainers")), vols, seen, require=False,
+                              host_users=host_users, opts=opts)
+    if spec.get("ephemeralContainers"):
+        for i, c in enumerate(lst(spec.get("ephemeralContainers"))):
+            causes += _security_context(f"{path}.ephemeralContainers[{i}].securityContext",
+                                        d(c).get("securityContext"), host_users, opts)
+    rp = spec.get("restartPolicy")
+    if rp not in _RESTART_POLICIES:
+        if not s(rp):
+            causes.append(field_required(f"{path}.restartPolicy"))
+        else:
+            causes.append(field_not_supported(f"{path}.restartPolicy", rp, _RESTART_POLICIES))
+    dp = spec.get("dnsPolicy")
+    if dp not in _DNS_POLICIES:
+        if not s(dp):
+            causes.append(field_required(f"{path}.dnsPolicy"))
+        else:
+            causes.append(field_not_supported(f"{path}.dnsPolicy", dp, _DNS_POLICIES))
     # A negative terminationGracePeriodSeconds is accepted (and treated as 1) with a warning, as upstream.
     ads = spec.get("activeDeadlineSeconds")
     if isinstance(ads, int) and not 1 <= ads <= _MAX_INT32:
         causes.append(field_invalid(f"{path}.activeDeadlineSeconds", ads, names.inclusive_range_error(1, _MAX_INT32)))
     for key in ("serviceAccountName", "nodeName"):
-        v = s(spec.get(key))
-        if v:
-            causes += [field_invalid(f"{path}.{key}", v, m) for m in names.is_dns1123_subdomain(v)]
+        v = spec.get(key)
+        if v and isinstance(v, str) and (errs := names.is_dns1123_subdomain(v)):
+            causes += [field_invalid(f"{path}.{key}", v, m) for m in errs]
     for key in ("hostname", "subdomain"):
-        v = s(spec.get(key))
-        if v:
-            causes += [field_invalid(f"{path}.{key}", v, m) for m in names.is_dns1123_label(v)]
-    causes += validate_labels(d(spec.get("nodeSelector")), f"{path}.nodeSelector")
-    causes += _pod_security_context(f"{path}.securityContext", spec)
+        v = spec.get(key)
+        if v and isinstance(v, str) and (errs := names.is_dns1123_label(v)):
+            causes += [field_invalid(f"{path}.{key}", v, m) for m in errs]
+    if spec.get("nodeSelector"):
+        causes += validate_labels(d(spec.get("nodeSelector")), f"{path}.nodeSelector")
+    causes += _pod_security_context(path, spec)
     causes += _windows_host_process(path, spec, opts)
-    causes += _tolerations(f"{path}.tolerations", lst(spec.get("tolerations")))
+    if spec.get("tolerations"):
+        causes += _tolerations(f"{path}.tolerations", lst(spec.get("tolerations")))
     if spec.get("os") is not None:
         causes += _os(path, spec)
     return causes

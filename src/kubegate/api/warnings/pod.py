@@ -11,6 +11,7 @@ from typing import Any
 
 from kubegate.admission.quantities import amount, render
 from kubegate.api.validation.common import d, lst, s
+from kubegate.api.validation.core import CONTAINER_LISTS
 from kubegate.authz.messages import go_quote
 
 # pkg/api/node/util.go deprecatedNodeLabels
@@ -45,6 +46,7 @@ _DEPRECATED_VOLUMES = (  # checked in this order for each volume
 # Upstream names the StorageOS volume "storageOS" in its warning path (the Go field name).
 _VOLUME_PATH_NAMES = {"storageos": "storageOS"}
 _PROJECTED_ITEM_SOURCES = (("configMap", "configMap"), ("secret", "secrets"), ("downwardAPI", "downwardAPI"))
+_PROJECTED_ITEM_KEYS = frozenset(k for k, _ in _PROJECTED_ITEM_SOURCES)
 _VOLUME_KEYS_WARNED = frozenset(k for k, _ in _DEPRECATED_VOLUMES if k is not None) | {"ephemeral"}
 _SECCOMP_POD = "seccomp.security.alpha.kubernetes.io/pod"
 _SECCOMP_CONTAINER = "container.seccomp.security.alpha.kubernetes.io/"
@@ -52,6 +54,8 @@ _APPARMOR_CONTAINER = "container.apparmor.security.beta.kubernetes.io/"
 _SECCOMP_FIELD_MSG = 'non-functional in v1.27+; use the "seccompProfile" field instead'
 _APPARMOR_FIELD_MSG = 'deprecated since v1.30; use the "appArmorProfile" field instead'
 _NULL_SELECTOR = "a null labelSelector results in matching no pod"
+_BYTE_RESOURCES = (("limits", "memory"), ("requests", "memory"), ("limits", "ephemeral-storage"),
+                   ("requests", "ephemeral-storage"))
 
 
 def _fractional(path: str, value: Any) -> list[str]:
@@ -79,12 +83,6 @@ def _node_selector_term(path: str, term: dict[str, Any]) -> list[str]:
         if key in DEPRECATED_NODE_LABELS:
             out.append(f"{path}.matchExpressions[{i}].key: {key} is {DEPRECATED_NODE_LABELS[key]}")
     return out
-
-
-def _containers(spec_path: str, spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """VisitContainersWithPath: init containers, containers, then ephemeral containers."""
-    return [(f"{spec_path}.{key}[{i}]", d(c)) for key in ("initContainers", "containers", "ephemeralContainers")
-            for i, c in enumerate(lst(spec.get(key)))]
 
 
 def _ports(containers: list[tuple[str, dict[str, Any]]]) -> list[str]:
@@ -128,10 +126,34 @@ def _env(cpath: str, env: list[Any]) -> list[str]:
     return out
 
 
-def _volumes(spec_path: str, spec: dict[str, Any]) -> list[str]:
+def _projected_paths(sources: list[Any], token_paths: set[str], other_paths: set[str]) -> None:
+    """Adds the projected sources' ServiceAccountToken paths to `token_paths` and every path _volumes compares
+    with them (items' and ClusterTrustBundles') to `other_paths`."""
+    for src in sources:
+        if not isinstance(src, dict):
+            continue
+        for key, source in src.items():
+            if source is None:
+                continue
+            if key == "serviceAccountToken":
+                token_paths.add(s(d(source).get("path")))
+            elif key == "clusterTrustBundle":
+                other_paths.add(s(d(source).get("path")))
+            elif key in _PROJECTED_ITEM_KEYS and isinstance(source, dict):
+                for item in lst(source.get("items")):
+                    other_paths.add(s(d(item).get("path")))
+
+
+def _volumes(spec_path: str, volumes: list[Any]) -> list[str]:
     out = []
-    volumes = [d(v) for v in lst(spec.get("volumes"))]
+    projected: list[tuple[int, list[Any]]] = []  # (volume index, its projected sources)
+    token_paths: set[str] = set()
+    other_paths: set[str] = set()
     for i, v in enumerate(volumes):
+        v = d(v)
+        if "projected" in v and (sources := lst(d(v["projected"]).get("sources"))):
+            projected.append((i, sources))
+            _projected_paths(sources, token_paths, other_paths)
         if v.keys().isdisjoint(_VOLUME_KEYS_WARNED):
             continue  # most volumes: no deprecated source, no ephemeral claim
         vpath = f"{spec_path}.volumes[{i}]"
@@ -142,27 +164,27 @@ def _volumes(spec_path: str, spec: dict[str, Any]) -> list[str]:
                     out += pvc_spec_warnings(f"{vpath}.ephemeral.volumeClaimTemplate.spec", d(template.get("spec")))
             elif v.get(key) is not None:
                 out.append(f"{vpath}.{_VOLUME_PATH_NAMES.get(key, key)}: {msg}")
-    sources = [(i, d(src)) for i, v in enumerate(volumes) for src in lst(d(v.get("projected")).get("sources"))]
-    token_paths = {s(d(src.get("serviceAccountToken")).get("path")) for _, src in sources
-                   if src.get("serviceAccountToken") is not None}
-    if not token_paths:
-        return out
-    for i, src in sources:
-        ppath = f"{spec_path}.volumes[{i}].projected.sources"
-        # Upstream's paths, including "secrets" and "ClusterTrustBundle" as it spells them.
-        for key, label in _PROJECTED_ITEM_SOURCES:
-            source = src.get(key)
-            if not isinstance(source, dict):
+    if token_paths.isdisjoint(other_paths):
+        return out  # the usual case (the ServiceAccount plugin's volume among them): no path used twice
+    # Walk the sources in upstream's order for the messages.
+    for i, sources in projected:
+        for src in sources:
+            if not isinstance(src, dict):
                 continue
-            for j, item in enumerate(lst(source.get("items"))):
-                item_path = s(d(item).get("path"))
-                if item_path in token_paths:
-                    out.append(f"{ppath}.{label}[{j}]: has duplicated path with ServiceAccountToken "
-                               f"{go_quote(item_path)}")
-        bundle = src.get("clusterTrustBundle")
-        if bundle is not None and s(d(bundle).get("path")) in token_paths:
-            out.append(f"{ppath}.ClusterTrustBundle: has duplicated path with ServiceAccountToken "
-                       f"{go_quote(s(d(bundle).get('path')))}")
+            # Upstream's paths, including "secrets" and "ClusterTrustBundle" as it spells them.
+            for key, label in _PROJECTED_ITEM_SOURCES:
+                source = src.get(key)
+                if not isinstance(source, dict):
+                    continue
+                for j, item in enumerate(lst(source.get("items"))):
+                    item_path = s(d(item).get("path"))
+                    if item_path in token_paths:
+                        out.append(f"{spec_path}.volumes[{i}].projected.sources.{label}[{j}]: has duplicated path "
+                                   f"with ServiceAccountToken {go_quote(item_path)}")
+            bundle = src.get("clusterTrustBundle")
+            if bundle is not None and s(d(bundle).get("path")) in token_paths:
+                out.append(f"{spec_path}.volumes[{i}].projected.sources.ClusterTrustBundle: has duplicated path "
+                           f"with ServiceAccountToken {go_quote(s(d(bundle).get('path')))}")
     return out
 
 
@@ -185,23 +207,28 @@ def _affinity_terms(path: str, terms: list[Any], weighted: bool) -> list[str]:
 
 
 def spec_warnings(prefix: str, spec: dict[str, Any], meta: dict[str, Any]) -> list[str]:
-    """warningsForPodSpecAndMeta; `prefix` is "" for a pod or the template's path plus "."."""
+    """warningsForPodSpecAndMeta; `prefix` is "" for a pod or the template's path plus ".".
+
+    Each check is skipped when its field is unset or empty (it would find nothing), so a usual spec
+    builds no path strings."""
     sp, ap = f"{prefix}spec", f"{prefix}metadata.annotations"
     annotations = d(meta.get("annotations"))
     out = []
-    for k in sorted(d(spec.get("nodeSelector"))):
-        if k in DEPRECATED_NODE_LABELS:
-            out.append(f"{sp}.nodeSelector[{k}]: {DEPRECATED_NODE_LABELS[k]}")
+    if spec.get("nodeSelector"):
+        for k in sorted(d(spec.get("nodeSelector"))):
+            if k in DEPRECATED_NODE_LABELS:
+                out.append(f"{sp}.nodeSelector[{k}]: {DEPRECATED_NODE_LABELS[k]}")
     affinity = d(spec.get("affinity"))
-    node_affinity = d(affinity.get("nodeAffinity"))
-    required = node_affinity.get("requiredDuringSchedulingIgnoredDuringExecution")
-    if isinstance(required, dict):
-        tpath = f"{sp}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms"
-        for i, term in enumerate(lst(required.get("nodeSelectorTerms"))):
-            out += _node_selector_term(f"{tpath}[{i}]", d(term))
-    ppath = f"{sp}.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution"
-    for i, term in enumerate(lst(node_affinity.get("preferredDuringSchedulingIgnoredDuringExecution"))):
-        out += _node_selector_term(f"{ppath}[{i}].preference", d(d(term).get("preference")))
+    if affinity:
+        node_affinity = d(affinity.get("nodeAffinity"))
+        required = node_affinity.get("requiredDuringSchedulingIgnoredDuringExecution")
+        if isinstance(required, dict):
+            tpath = f"{sp}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms"
+            for i, term in enumerate(lst(required.get("nodeSelectorTerms"))):
+                out += _node_selector_term(f"{tpath}[{i}]", d(term))
+        ppath = f"{sp}.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution"
+        for i, term in enumerate(lst(node_affinity.get("preferredDuringSchedulingIgnoredDuringExecution"))):
+            out += _node_selector_term(f"{ppath}[{i}].preference", d(d(term).get("preference")))
     for i, c in enumerate(lst(spec.get("topologySpreadConstraints"))):
         c, cpath = d(c), f"{sp}.topologySpreadConstraints[{i}]"
         key = s(c.get("topologyKey"))
@@ -209,39 +236,57 @@ def spec_warnings(prefix: str, spec: dict[str, Any], meta: dict[str, Any]) -> li
             out.append(f"{cpath}.topologyKey: {key} is {DEPRECATED_NODE_LABELS[key]}")
         if c.get("labelSelector") is None:
             out.append(f"{cpath}.labelSelector: {_NULL_SELECTOR}")
-    out += [f"{ap}[{key}]: {msg}" for key, msg in _DEPRECATED_ANNOTATIONS if key in annotations]
-    out += _volumes(sp, spec)
-    out += _duplicates(f"{sp}.hostAliases", lst(spec.get("hostAliases")), "ip", "ip")
-    pull_secrets = lst(spec.get("imagePullSecrets"))
-    out += _duplicates(f"{sp}.imagePullSecrets", pull_secrets, "name", "name")
-    out += [f'{sp}.imagePullSecrets[{i}].name: invalid empty name ""' for i, ref in enumerate(pull_secrets)
-            if not s(d(ref).get("name"))]
-    overhead = d(spec.get("overhead"))
-    out += _fractional(f"{sp}.overhead[memory]", overhead.get("memory"))
-    out += _fractional(f"{sp}.overhead[ephemeral-storage]", overhead.get("ephemeral-storage"))
+    if annotations:
+        out += [f"{ap}[{key}]: {msg}" for key, msg in _DEPRECATED_ANNOTATIONS if key in annotations]
+    if spec.get("volumes"):
+        out += _volumes(sp, lst(spec.get("volumes")))
+    if spec.get("hostAliases"):
+        out += _duplicates(f"{sp}.hostAliases", lst(spec.get("hostAliases")), "ip", "ip")
+    if spec.get("imagePullSecrets"):
+        pull_secrets = lst(spec.get("imagePullSecrets"))
+        out += _duplicates(f"{sp}.imagePullSecrets", pull_secrets, "name", "name")
+        out += [f'{sp}.imagePullSecrets[{i}].name: invalid empty name ""' for i, ref in enumerate(pull_secrets)
+                if not s(d(ref).get("name"))]
+    if spec.get("overhead"):
+        overhead = d(spec.get("overhead"))
+        out += _fractional(f"{sp}.overhead[memory]", overhead.get("memory"))
+        out += _fractional(f"{sp}.overhead[ephemeral-storage]", overhead.get("ephemeral-storage"))
     psc = d(spec.get("securityContext"))
-    if psc.get("seccompProfile") is None and _SECCOMP_POD in annotations:
+    if annotations and psc.get("seccompProfile") is None and _SECCOMP_POD in annotations:
         out.append(f"{ap}[{_SECCOMP_POD}]: {_SECCOMP_FIELD_MSG}")
-    containers = _containers(sp, spec)
-    for cpath, c in containers:
-        sc = d(c.get("securityContext"))
-        name = s(c.get("name"))
-        if sc.get("seccompProfile") is None and _SECCOMP_CONTAINER + name in annotations:
-            out.append(f"{ap}[{_SECCOMP_CONTAINER}{name}]: {_SECCOMP_FIELD_MSG}")
-        # A pod's AppArmor annotation is reported by the strategy's version-skew step, a template's here.
-        if (prefix and psc.get("appArmorProfile") is None and sc.get("appArmorProfile") is None
-                and _APPARMOR_CONTAINER + name in annotations):
-            out.append(f"{ap}[{_APPARMOR_CONTAINER}{name}]: {_APPARMOR_FIELD_MSG}")
-        res = d(c.get("resources"))
-        for kind, resource in (("limits", "memory"), ("requests", "memory"), ("limits", "ephemeral-storage"),
-                               ("requests", "ephemeral-storage")):
-            out += _fractional(f"{cpath}.resources.{kind}[{resource}]", d(res.get(kind)).get(resource))
-        out += _env(cpath, lst(c.get("env")))
-    out += _ports(containers)
+    with_ports: list[tuple[str, dict[str, Any]]] = []  # the containers _ports looks at, with their paths
+    for ckey in CONTAINER_LISTS:
+        for i, c in enumerate(lst(spec.get(ckey))):
+            c = d(c)
+            if annotations:
+                sc = d(c.get("securityContext"))
+                name = s(c.get("name"))
+                if sc.get("seccompProfile") is None and _SECCOMP_CONTAINER + name in annotations:
+                    out.append(f"{ap}[{_SECCOMP_CONTAINER}{name}]: {_SECCOMP_FIELD_MSG}")
+                # A pod's AppArmor annotation is reported by the strategy's version-skew step, a template's here.
+                if (prefix and psc.get("appArmorProfile") is None and sc.get("appArmorProfile") is None
+                        and _APPARMOR_CONTAINER + name in annotations):
+                    out.append(f"{ap}[{_APPARMOR_CONTAINER}{name}]: {_APPARMOR_FIELD_MSG}")
+            if not (c.get("resources") or c.get("env") or c.get("ports")):
+                continue
+            cpath = f"{sp}.{ckey}[{i}]"
+            res = d(c.get("resources"))
+            for kind, resource in _BYTE_RESOURCES:
+                value = d(res.get(kind)).get(resource)
+                if value is not None:
+                    out += _fractional(f"{cpath}.resources.{kind}[{resource}]", value)
+            if c.get("env"):
+                out += _env(cpath, lst(c.get("env")))
+            if c.get("ports"):
+                with_ports.append((cpath, c))
+    if with_ports:
+        out += _ports(with_ports)
     grace = spec.get("terminationGracePeriodSeconds")
     if isinstance(grace, int) and not isinstance(grace, bool) and grace < 0:
         out.append(f"{sp}.terminationGracePeriodSeconds: must be >= 0; negative values are invalid and will be "
                    "treated as 1")
+    if not affinity:
+        return out
     for kind in ("podAffinity", "podAntiAffinity"):
         a = affinity.get(kind)
         if isinstance(a, dict):
