@@ -3,14 +3,15 @@ pod-security.kubernetes.io/enforce=restricted, on a server with upstream's defau
 and on one started with every default plugin disabled, in one run: both servers in alternating short
 slices (ABBA order) over open connections, the ratio being the median of adjacent pairs (the shared
 machine's load swings within seconds). The ratio must stay >= 0.8. Each server's CPU time per pod
-(from /proc, over the same slices) is printed beside it: a cost view that the machine's other load
-disturbs less than throughput. Also prints the pure Pod Security
+(from /proc, per slice) gives a second ratio, also the median of adjacent pairs: a cost view that the
+machine's other load disturbs less than throughput. Also prints the pure Pod Security
 fixture rate (bench/podsecurity.py). Run alone with `.venv/bin/python bench/admission.py`; `make bench`
 runs it after bench/run.py's rows.
 """
 from __future__ import annotations
 
 import itertools
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
 from bench import podsecurity  # noqa: E402
-from bench.common import Load, Request, compare, row, server_cpu_seconds, standalone, tls_context  # noqa: E402
+from bench.common import Load, Request, abba, row, server_cpu_seconds, standalone, tls_context  # noqa: E402
 from bench.run import DURATION, ROUNDS  # noqa: E402
 from kubegate.admission.chain import DEFAULT_ON  # noqa: E402
 from tests.e2e.cluster import Cluster  # noqa: E402
@@ -73,16 +74,26 @@ def run(tmp: Path) -> list[str]:
         _setup(on_c)
         _setup(off_c)
         with _load(on_c) as a, _load(off_c) as b:
-            cpu0 = server_cpu_seconds(on_c), server_cpu_seconds(off_c)
-            on, off, ratio = compare(a, b, ROUNDS * 5, DURATION / 5)
-            on_us = (server_cpu_seconds(on_c) - cpu0[0]) / len(a.lat) * 1e6
-            off_us = (server_cpu_seconds(off_c) - cpu0[1]) / len(b.lat) * 1e6
+            a.warm()
+            b.warm()
+            on_cpu: list[float] = []
+            off_cpu: list[float] = []
+
+            def timed(load: Load, c: Cluster, cpu_us: list[float]) -> float:
+                n, cpu = len(load.lat), server_cpu_seconds(c)
+                rate = load.slice(DURATION / 5)
+                cpu_us.append((server_cpu_seconds(c) - cpu) / max(1, len(load.lat) - n) * 1e6)
+                return rate
+            _, _, ratio = abba(lambda: timed(a, on_c, on_cpu), lambda: timed(b, off_c, off_cpu), ROUNDS * 8)
+            on, off = a.stats(), b.stats()
             created = len(a.lat) + len(b.lat)
+        on_us, off_us = statistics.median(on_cpu), statistics.median(off_cpu)
+        cpu_ratio = statistics.median(off / on for on, off in zip(on_cpu, off_cpu))
         rows += [
             row("CREATE pod, enforce=restricted, default plugins", on, "pods/s"),
             row("  same, every default plugin disabled", off, "pods/s")
             + f"   ratio {ratio:4.2f} (must be >= 0.80; {created} pods)",
-            f"  server CPU per pod: {on_us:.0f} us with the plugins, {off_us:.0f} us without   ratio {off_us / on_us:4.2f}",
+            f"  server CPU per pod: {on_us:.0f} us with the plugins, {off_us:.0f} us without   ratio {cpu_ratio:4.2f}",
         ]
         for line in rows:
             print(line, flush=True)
