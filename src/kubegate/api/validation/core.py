@@ -681,12 +681,8 @@ def _containers(path: str, containers: list[Any], volumes: set[str], seen: set[s
             causes.append(field_invalid(f"{path}[{i}].image", image, "must not have leading or trailing whitespace"))
         tmp = c.get("terminationMessagePolicy")
         if tmp not in _TERMINATION_MESSAGE_POLICIES:
-            if not s(tmp):
-                causes.append(field_required(f"{path}[{i}].terminationMessagePolicy",
-                                             "must be 'File' or 'FallbackToLogsOnError'"))
-            else:
-                causes.append(field_not_supported(f"{path}[{i}].terminationMessagePolicy", tmp,
-                                                  _TERMINATION_MESSAGE_POLICIES))
+            causes.append(_not_one_of(f"{path}[{i}].terminationMessagePolicy", tmp, _TERMINATION_MESSAGE_POLICIES,
+                                      "must be 'File' or 'FallbackToLogsOnError'"))
         # Empty or unset lists and maps are skipped (their checks would find nothing), so no path is built.
         if c.get("ports"):
             causes += _ports(f"{path}[{i}].ports", lst(c.get("ports")))
@@ -696,10 +692,7 @@ def _containers(path: str, containers: list[Any], volumes: set[str], seen: set[s
             causes += _volume_mounts(f"{path}[{i}].volumeMounts", lst(c.get("volumeMounts")), volumes)
         pull = c.get("imagePullPolicy")
         if pull not in _PULL_POLICIES:
-            if not s(pull):
-                causes.append(field_required(f"{path}[{i}].imagePullPolicy"))
-            else:
-                causes.append(field_not_supported(f"{path}[{i}].imagePullPolicy", pull, _PULL_POLICIES))
+            causes.append(_not_one_of(f"{path}[{i}].imagePullPolicy", pull, _PULL_POLICIES))
         if c.get("resources"):
             causes += resource_requirements(f"{path}[{i}].resources", d(c.get("resources")))
         if isinstance(c.get("securityContext"), dict):
@@ -788,6 +781,14 @@ def _volumes(path: str, volumes: list[Any]) -> tuple[list[Cause], set[str]]:
     return causes, seen
 
 
+def _not_one_of(path: str, value: Any, allowed: list[str], required_detail: str = "") -> Cause:
+    """Why a required field's value is not one of `allowed` (checked first, by the caller): it is
+    missing, or it is not supported."""
+    if s(value):
+        return field_not_supported(path, value, allowed)
+    return field_required(path, required_detail)
+
+
 def _tolerations(path: str, tolerations: list[Any]) -> list[Cause]:
     causes: list[Cause] = []
     for i, t in enumerate(tolerations):
@@ -829,16 +830,10 @@ def pod_spec(path: str, spec: dict[str, Any], opts: PodOptions = DEFAULT_POD_OPT
                                         d(c).get("securityContext"), host_users, opts)
     rp = spec.get("restartPolicy")
     if rp not in _RESTART_POLICIES:
-        if not s(rp):
-            causes.append(field_required(f"{path}.restartPolicy"))
-        else:
-            causes.append(field_not_supported(f"{path}.restartPolicy", rp, _RESTART_POLICIES))
+        causes.append(_not_one_of(f"{path}.restartPolicy", rp, _RESTART_POLICIES))
     dp = spec.get("dnsPolicy")
     if dp not in _DNS_POLICIES:
-        if not s(dp):
-            causes.append(field_required(f"{path}.dnsPolicy"))
-        else:
-            causes.append(field_not_supported(f"{path}.dnsPolicy", dp, _DNS_POLICIES))
+        causes.append(_not_one_of(f"{path}.dnsPolicy", dp, _DNS_POLICIES))
     # A negative terminationGracePeriodSeconds is accepted (and treated as 1) with a warning, as upstream.
     ads = spec.get("activeDeadlineSeconds")
     if isinstance(ads, int) and not 1 <= ads <= _MAX_INT32:
