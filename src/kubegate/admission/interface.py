@@ -69,6 +69,9 @@ Resources = frozenset[tuple[str, str]]
 PODS: Resources = frozenset({("", "pods")})
 CSRS: Resources = frozenset({("certificates.k8s.io", "certificatesigningrequests")})
 
+# A plugin that changes and refuses nothing while it has no configuration objects (limit ranges,
+# quotas, webhook configurations, policies) may declare `configured_by`, the caches they come from;
+# the chain leaves it out of every write while all of them are empty.
 
 
 class ConfigCache(Protocol):
@@ -77,11 +80,6 @@ class ConfigCache(Protocol):
     def __len__(self) -> int: ...
 
     def on_emptiness_change(self, listener: Callable[[], None]) -> None: ...
-
-
-# A plugin may also declare `configured_by`, the caches its configuration objects come from (limit
-# ranges, quotas, webhook configurations, policies) when it changes and refuses nothing while all of
-# them are empty; the chain then leaves it out of every request until one holds an object.
 
 
 class MutatingPlugin(Protocol):

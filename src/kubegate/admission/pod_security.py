@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from kubegate.admission.interface import CREATE, UPDATE, AdmissionRequest
 from kubegate.api import errors
 from kubegate.podsecurity import api as psa
-from kubegate.podsecurity.evaluator import Aggregate, evaluate_pod
+from kubegate.podsecurity.evaluator import ALLOWED, Aggregate, evaluate_pod
 
 if TYPE_CHECKING:
     from kubegate.admission.chain import PluginDeps
@@ -21,7 +21,6 @@ CONFIG_API_VERSIONS = frozenset({"pod-security.admission.config.k8s.io/v1",
                                  "pod-security.admission.config.k8s.io/v1alpha1"})
 _ANNOTATION = "pod-security.kubernetes.io/"
 _POLICY_CACHE_SIZE = 1024
-_ALLOWED = Aggregate(())
 
 # Pod subresources that cannot change what the checks look at.
 _IGNORED_POD_SUBRESOURCES = frozenset({"exec", "attach", "binding", "eviction", "log", "portforward", "proxy",
@@ -310,7 +309,7 @@ def _result(lv: psa.LevelVersion, meta: dict[str, Any] | None, spec: dict[str, A
             enforce: psa.LevelVersion, enforced: Aggregate | None) -> Aggregate:
     """The pod's evaluation at lv (audit or warn), reusing the enforce result when lv repeats it."""
     if lv.level == psa.PRIVILEGED:  # audit and warn mostly are: nothing to evaluate
-        return _ALLOWED
+        return ALLOWED
     if enforced is not None and lv == enforce:
         return enforced
     return evaluate_pod(lv, meta, spec)

@@ -56,7 +56,7 @@ def _build() -> dict[tuple[str, int], tuple[CheckFn, ...]]:
 
 
 _TABLE = _build()
-_ALLOWED = Aggregate(())  # immutable, so every allowed pod shares it
+ALLOWED = Aggregate(())  # immutable, so every allowed pod shares it
 
 
 def evaluate_pod(lv: LevelVersion, metadata: dict[str, Any] | None, spec: dict[str, Any] | None) -> Aggregate:
@@ -64,7 +64,7 @@ def evaluate_pod(lv: LevelVersion, metadata: dict[str, Any] | None, spec: dict[s
     in upstream's order. Versions newer than the newest known (and latest) evaluate as the newest."""
     level, minor = lv.level, lv.minor
     if level == PRIVILEGED:
-        return _ALLOWED
+        return ALLOWED
     if minor == LATEST or minor > NEWEST_MINOR:
         minor = NEWEST_MINOR
     meta, pod_spec = metadata or {}, spec or {}
@@ -74,4 +74,4 @@ def evaluate_pod(lv: LevelVersion, metadata: dict[str, Any] | None, spec: dict[s
         r = check(meta, pod_spec, containers)
         if r is not None:
             out.append(Violation(r[0] or "unknown forbidden reason", r[1]))
-    return Aggregate(tuple(out)) if out else _ALLOWED
+    return Aggregate(tuple(out)) if out else ALLOWED
