@@ -29,6 +29,13 @@ _NO_GENERATION = {"configmaps", "secrets", "serviceaccounts", "events", "leases"
 _NOT_SPEC = {"metadata", "status", "apiVersion", "kind"}
 
 
+def kept(data: bytes) -> bytes:
+    """`data` in a bytes object of its own size. orjson.dumps returns its whole write buffer (8 KiB for
+    any smaller object); what the watch cache keeps for every object (the stored value, the API JSON)
+    would otherwise hold five times its length."""
+    return memoryview(data).tobytes()
+
+
 class Decoded:
     """One stored object version, decoded once and serialized at most once for all readers."""
 
@@ -40,7 +47,7 @@ class Decoded:
 
     def json(self) -> bytes:
         if self._json is None:
-            self._json = orjson.dumps(self.obj)
+            self._json = kept(orjson.dumps(self.obj))
         return self._json
 
 
@@ -55,7 +62,7 @@ def encode_obj(obj: dict[str, Any]) -> bytes:
     if "resourceVersion" in m:
         obj = dict(obj)
         obj["metadata"] = {k: v for k, v in m.items() if k != "resourceVersion"}
-    return orjson.dumps(obj)
+    return kept(orjson.dumps(obj))
 
 
 @dataclass
