@@ -539,6 +539,9 @@ _DEPLOYMENT = Printer((
                    "ones affected by this deployment. It must match the pod template's labels.", 1),
 ), _deployment_row)
 
+_D_LABEL_SELECTORS = ("More info: "
+                      "https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors")
+
 _REPLICASET = Printer((
     NAME_COLUMN,
     _c("Desired", "Replicas is the number of desired pods. This is a pointer to distinguish between explicit "
@@ -553,12 +556,8 @@ _REPLICASET = Printer((
     _c("Images", _D_IMAGES, 1),
     _c("Selector", "Selector is a label query over pods that should match the replica count. Label keys and "
                    "values that must match in order to be controlled by this replica set. It must match the pod "
-                   "template's labels. More info: "
-                   "https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors", 1),
+                   "template's labels. " + _D_LABEL_SELECTORS, 1),
 ), _replicaset_row)
-
-_D_LABEL_SELECTORS = ("More info: "
-                      "https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors")
 
 _STATEFULSET = Printer((
     NAME_COLUMN,
