@@ -103,9 +103,18 @@ class Load:
 def abba(a: Callable[[], float], b: Callable[[], float], pairs: int) -> tuple[float, float, float]:
     """Rates of `a` and `b` over `pairs` adjacent pairs in ABBA order: (median a, median b,
     median of the per-pair ratios a/b)."""
+    return abba_rotating([(a, b)], pairs)
+
+
+def abba_rotating(sides: list[tuple[Callable[[], float], Callable[[], float]]],
+                  pairs: int) -> tuple[float, float, float]:
+    """`abba` over several (a, b) couples taken in turn, each couple alternating which side goes
+    first: (median a, median b, median of the per-pair ratios a/b)."""
     rates_a, rates_b, ratios = [], [], []
     for i in range(pairs):
-        for run, rates in ((a, rates_a), (b, rates_b)) if i % 2 == 0 else ((b, rates_b), (a, rates_a)):
+        a, b = sides[i % len(sides)]
+        first_a = (i // len(sides)) % 2 == 0
+        for run, rates in ((a, rates_a), (b, rates_b)) if first_a else ((b, rates_b), (a, rates_a)):
             rates.append(run())
         ratios.append(rates_a[-1] / rates_b[-1] if rates_b[-1] else 0.0)
     return statistics.median(rates_a), statistics.median(rates_b), statistics.median(ratios)

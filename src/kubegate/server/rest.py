@@ -22,9 +22,6 @@ from kubegate.server.responses import WARNINGS, object_response
 from kubegate.server.watch import serve_watch
 
 
-AUDIT_ANNOTATIONS = "kubegate.audit_annotations"  # request state: what admission plugins annotated
-
-
 SubresourceCreator = Callable[["Request", dict[str, Any]], Awaitable[tuple[dict[str, Any], list[str]]]]
 
 
@@ -89,10 +86,9 @@ class RESTHandler:
                 raise
         return validate
 
-    def _admitted(self, req: Request, areq: AdmissionRequest, warnings: list[str]) -> list[str]:
-        """A successful write keeps its audit annotations on the request and answers with the
-        decoder's warnings, then admission's."""
-        _keep_annotations(req, areq)
+    @staticmethod
+    def _admitted(areq: AdmissionRequest, warnings: list[str]) -> list[str]:
+        """A successful write answers with the decoder's warnings, then admission's."""
         return warnings + areq.warnings
 
     async def serve(self, req: Request) -> web.StreamResponse:
@@ -212,7 +208,7 @@ class RESTHandler:
             await self._mutate(req, areq)
             await self._validating(req, areq)(areq.obj, None)
             created, more = await creator(req, areq.obj or obj)
-            return object_response(created, 201, out, warnings=self._admitted(req, areq, warnings) + more)
+            return object_response(created, 201, out, warnings=self._admitted(areq, warnings) + more)
         obj, warnings, dry_run = await self._decode(req, body, r.kind, r.api_version, "CreateOptions")
         m = obj.get("metadata")
         if m is not None and not isinstance(m, dict):
@@ -228,7 +224,7 @@ class RESTHandler:
         d = await self.registry(r).create(areq.obj or obj, namespace=req.namespace, dry_run=dry_run,
                                           admit=self._validating(req, areq))
         return object_response(d.obj, 201, out, json_bytes=None if dry_run else d.json(),
-                               warnings=self._admitted(req, areq, warnings))
+                               warnings=self._admitted(areq, warnings))
 
     async def _bind(self, req: Request, body: bytes, out: Output) -> web.StreamResponse:
         obj, warnings, dry_run = await self._decode(req, body, "Binding", "v1", "CreateOptions")
@@ -253,7 +249,7 @@ class RESTHandler:
         await self.registry(req.resource).guaranteed_update(req.namespace, req.info.name, bind, subresource="binding",
                                                             dry_run=dry_run)
         return object_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                                "code": 201}, 201, out, warnings=self._admitted(req, areq, warnings))
+                                "code": 201}, 201, out, warnings=self._admitted(areq, warnings))
 
     async def update(self, req: Request) -> web.StreamResponse:
         r = req.resource
@@ -279,7 +275,7 @@ class RESTHandler:
         await self._mutate(req, areq)
         d = await reg.update(areq.obj or obj, namespace=req.namespace, name=req.info.name, subresource=sub,
                              dry_run=dry_run, old=old, admit=self._validating(req, areq))
-        return object_response(d.obj, 200, out, warnings=self._admitted(req, areq, warnings))
+        return object_response(d.obj, 200, out, warnings=self._admitted(areq, warnings))
 
     async def _update_scale(self, req: Request, body: bytes, out: Output) -> web.StreamResponse:
         obj, warnings, dry_run = await self._decode(req, body, "Scale", "autoscaling/v1", "UpdateOptions")
@@ -295,7 +291,7 @@ class RESTHandler:
         d = await reg.guaranteed_update(req.namespace, req.info.name,
                                         lambda cur: scale.apply_scale(req.resource, cur, wanted), dry_run=dry_run)
         return object_response(scale.to_scale(req.resource, d.obj), 200, out,
-                               warnings=self._admitted(req, areq, warnings))
+                               warnings=self._admitted(areq, warnings))
 
     async def patch(self, req: Request) -> web.StreamResponse:
         r = req.resource
@@ -388,7 +384,7 @@ class RESTHandler:
         if is_scale:
             return object_response(scale.to_scale(r, d.obj), 200, out)
         return object_response(d.obj, 200, out,
-                               warnings=self._admitted(req, admitted[0], warnings) if admitted else warnings)
+                               warnings=self._admitted(admitted[0], warnings) if admitted else warnings)
 
     async def delete(self, req: Request) -> web.StreamResponse:
         r = req.resource
@@ -401,7 +397,7 @@ class RESTHandler:
         await self._mutate(req, areq)
         d, deleted_now = await reg.delete(req.namespace, req.info.name, options=options, dry_run=dry_run,
                                           admit=self._validating(req, areq))
-        warnings = self._admitted(req, areq, [])
+        warnings = self._admitted(areq, [])
         if deleted_now:
             status = reg.delete_status(d.obj)
             if status is not None:
@@ -429,7 +425,7 @@ class RESTHandler:
                 obj, _ = await reg.delete(m.get("namespace"), m["name"], options=options, dry_run=dry_run,
                                           admit=self._validating(req, areq))
                 deleted.append(obj.obj)
-                warnings = self._admitted(req, areq, warnings)
+                warnings = self._admitted(areq, warnings)
             except StatusError as e:
                 if e.code != 404:
                     raise
@@ -462,17 +458,6 @@ def _record(req: Request, areq: AdmissionRequest) -> None:
     recorded = req.http.get(WARNINGS)
     if recorded is not None:
         recorded.extend(areq.warnings)
-    _keep_annotations(req, areq)
-
-
-def _keep_annotations(req: Request, areq: AdmissionRequest) -> None:
-    if not areq.annotations:
-        return
-    # web.Request's setdefault is the generic MutableMapping one (a raise and catch per call).
-    kept = req.http.get(AUDIT_ANNOTATIONS)
-    if kept is None:
-        req.http[AUDIT_ANNOTATIONS] = kept = {}
-    kept.update(areq.annotations)
 
 
 def _options(req: Request, kind: str) -> dict[str, Any]:
