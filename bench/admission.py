@@ -1,7 +1,7 @@
 """Admission cost: CREATE of restricted-compliant pods in a namespace labelled
 pod-security.kubernetes.io/enforce=restricted, on servers with upstream's default admission plugins
 and on servers started with every default plugin disabled, in one run. Each side runs COUPLES
-servers (identically started processes differ by several percent); each couple is measured in
+servers (servers started alike measure up to 15% apart); each couple is measured in
 alternating short slices (ABBA order) over open connections, the couples in turn, and the ratio is
 the median of adjacent pairs (the shared machine's load swings within seconds). The ratio must stay
 >= 0.8. Each server's CPU time per pod (from /proc, per slice) gives a second ratio, also the median
@@ -30,7 +30,7 @@ from kubegate.admission.chain import DEFAULT_ON  # noqa: E402
 from tests.e2e.cluster import Cluster  # noqa: E402
 
 NS = "psa-bench"
-COUPLES = 3
+COUPLES = 4
 _NAMES = itertools.count()
 # A pod that passes restricted:latest, so every CREATE is evaluated in full and admitted.
 POD: dict[str, Any] = {
@@ -69,9 +69,9 @@ def _load(c: Cluster) -> Load:
 
 
 def run(tmp: Path) -> list[str]:
-    # Identically started servers differ by up to ~7% in cost per pod (four servers with the same
-    # flags measured 655-702 us per pod in one run), so one server per side would make the ratio a
-    # draw between two processes: each side runs COUPLES servers, taken in turn.
+    # Four servers started alike measured up to 15% apart in CPU per pod over the same alternating
+    # slices (also with address-space randomization off and one hash seed), so one server a side
+    # would make the ratio a draw between two processes: each side runs COUPLES servers, in turn.
     clusters: list[tuple[Cluster, Cluster]] = []
     try:
         for i in range(COUPLES):
