@@ -15,7 +15,8 @@ _SECRET_REF_SOURCES = ("cephfs", "cinder", "flexVolume", "rbd", "scaleIO", "iscs
 
 
 def _d(v: Any) -> Mapping[str, Any]:
-    return v if isinstance(v, Mapping) else {}
+    # dict first: an ABC isinstance costs several times a plain one, and decoded objects are dicts
+    return v if isinstance(v, dict) or isinstance(v, Mapping) else {}
 
 
 def _items(v: Any) -> list[Mapping[str, Any]]:
