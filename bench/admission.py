@@ -69,9 +69,9 @@ def _load(c: Cluster) -> Load:
 
 
 def run(tmp: Path) -> list[str]:
-    # Four servers started alike measured up to 15% apart in CPU per pod over the same alternating
-    # slices (also with address-space randomization off and one hash seed), so one server a side
-    # would make the ratio a draw between two processes: each side runs COUPLES servers, in turn.
+    # Four servers started alike and measured in turn in one run came out up to 15% apart in CPU per
+    # pod (also with address-space randomization off and one hash seed), so one server a side would
+    # leave the ratio to chance: each side runs COUPLES servers, in turn.
     clusters: list[tuple[Cluster, Cluster]] = []
     try:
         for i in range(COUPLES):
