@@ -15,8 +15,11 @@ _SECRET_REF_SOURCES = ("cephfs", "cinder", "flexVolume", "rbd", "scaleIO", "iscs
 
 
 def _d(v: Any) -> Mapping[str, Any]:
-    # dict first: an ABC isinstance costs several times a plain one, and decoded objects are dicts
-    return v if isinstance(v, dict) or isinstance(v, Mapping) else {}
+    # dict and None first: an ABC isinstance costs several times a plain one, and decoded objects
+    # are dicts with absent fields
+    if isinstance(v, dict):
+        return v
+    return {} if v is None or not isinstance(v, Mapping) else v
 
 
 def _items(v: Any) -> list[Mapping[str, Any]]:
