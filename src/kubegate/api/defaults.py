@@ -16,6 +16,7 @@ from kubegate.api.validation.core import APPARMOR_CONTAINER_PREFIX, apparmor_pro
 Defaulter = Callable[[dict[str, Any]], None]
 
 _DEFAULT_MODE = 420  # 0644, the default file mode of secret/configMap/downwardAPI/projected volumes
+_MODE_DEFAULTED_SOURCES = frozenset({"secret", "configMap", "downwardAPI", "projected"})
 _QOS_RESOURCES = ("cpu", "memory")
 
 
@@ -88,31 +89,38 @@ def _container(c: dict[str, Any], host_network: bool) -> None:
         _probe(c.get(key))
 
 
+def _downward_items(dapi: dict[str, Any]) -> None:
+    items = dapi.get("items")
+    if isinstance(items, list):
+        for item in items:
+            if isinstance(item, dict):
+                _field_ref(item.get("fieldRef"))
+
+
 def _volume(v: dict[str, Any]) -> None:
-    for key in ("secret", "configMap", "downwardAPI", "projected"):
-        src = v.get(key)
-        if isinstance(src, dict):
+    # A volume names one source: walk its own few keys rather than probing every source that has defaults.
+    for key, src in v.items():
+        if not isinstance(src, dict):
+            continue
+        if key in _MODE_DEFAULTED_SOURCES:
             src.setdefault("defaultMode", _DEFAULT_MODE)
-    dapi = v.get("downwardAPI")
-    if isinstance(dapi, dict):
-        for item in _items(dapi.get("items")):
-            _field_ref(item.get("fieldRef"))
-    proj = v.get("projected")
-    if isinstance(proj, dict):
-        for src in _items(proj.get("sources")):
-            tok = src.get("serviceAccountToken")
-            if isinstance(tok, dict):
-                tok.setdefault("expirationSeconds", 3600)
-            dsrc = src.get("downwardAPI")
-            if isinstance(dsrc, dict):
-                for item in _items(dsrc.get("items")):
-                    _field_ref(item.get("fieldRef"))
-    hp = v.get("hostPath")
-    if isinstance(hp, dict):
-        hp.setdefault("type", "")
-    iscsi = v.get("iscsi")
-    if isinstance(iscsi, dict):
-        iscsi.setdefault("iscsiInterface", "default")
+            if key == "projected":
+                sources = src.get("sources")
+                if isinstance(sources, list):
+                    for source in sources:
+                        if isinstance(source, dict):
+                            tok = source.get("serviceAccountToken")
+                            if isinstance(tok, dict):
+                                tok.setdefault("expirationSeconds", 3600)
+                            dsrc = source.get("downwardAPI")
+                            if isinstance(dsrc, dict):
+                                _downward_items(dsrc)
+            elif key == "downwardAPI":
+                _downward_items(src)
+        elif key == "hostPath":
+            src.setdefault("type", "")
+        elif key == "iscsi":
+            src.setdefault("iscsiInterface", "default")
 
 
 def pod_spec(spec: dict[str, Any]) -> None:
@@ -126,8 +134,11 @@ def pod_spec(spec: dict[str, Any]) -> None:
     for key in ("initContainers", "containers"):
         for c in _items(spec.get(key)):
             _container(c, host_network)
-    for v in _items(spec.get("volumes")):
-        _volume(v)
+    volumes = spec.get("volumes")
+    if isinstance(volumes, list):
+        for v in volumes:
+            if isinstance(v, dict):
+                _volume(v)
 
 
 def _pod_template(spec: dict[str, Any]) -> None:

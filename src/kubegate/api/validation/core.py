@@ -36,6 +36,9 @@ _ACCESS_MODES = ["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOnc
 _VOLUME_MODES = ["Block", "Filesystem"]
 _TAINT_EFFECTS = ["NoExecute", "NoSchedule", "PreferNoSchedule"]
 _TOLERATION_OPERATORS = ["Equal", "Exists"]
+# Membership tests on the hot path; the lists above keep the order field_not_supported reports.
+_TAINT_EFFECT_SET = frozenset(_TAINT_EFFECTS)
+_TOLERATION_OPERATOR_SET = frozenset(_TOLERATION_OPERATORS)
 _VOLUME_SOURCES = (
     "hostPath", "emptyDir", "gcePersistentDisk", "awsElasticBlockStore", "gitRepo", "secret", "nfs", "iscsi",
     "glusterfs", "persistentVolumeClaim", "rbd", "flexVolume", "cinder", "cephfs", "flocker", "downwardAPI",
@@ -276,21 +279,27 @@ def _env(path: str, env: list[Any]) -> list[Cause]:
     return causes
 
 
-def _volume_mounts(path: str, mounts: list[Any], volumes: set[str]) -> list[Cause]:
+def _volume_mounts(path: str, index: int, mounts: list[Any], volumes: set[str]) -> list[Cause]:
+    """The volumeMounts of container `index` of the list at `path` (its path is built only for a cause)."""
     causes: list[Cause] = []
     paths: set[str] = set()
     for i, vm in enumerate(mounts):
-        vm = d(vm)
-        name = s(vm.get("name"))
+        if not isinstance(vm, dict):
+            vm = {}
+        # s() inlined (a non-string counts as empty): every admitted pod's containers mount the token volume.
+        name, mp = vm.get("name"), vm.get("mountPath")
+        if not isinstance(name, str):
+            name = ""
+        if not isinstance(mp, str):
+            mp = ""
         if not name:
-            causes.append(field_required(f"{path}[{i}].name"))
+            causes.append(field_required(f"{path}[{index}].volumeMounts[{i}].name"))
         elif name not in volumes:
-            causes.append(field_not_found(f"{path}[{i}].name", name))
-        mp = s(vm.get("mountPath"))
+            causes.append(field_not_found(f"{path}[{index}].volumeMounts[{i}].name", name))
         if not mp:
-            causes.append(field_required(f"{path}[{i}].mountPath"))
+            causes.append(field_required(f"{path}[{index}].volumeMounts[{i}].mountPath"))
         elif mp in paths:
-            causes.append(field_invalid(f"{path}[{i}].mountPath", mp, "must be unique"))
+            causes.append(field_invalid(f"{path}[{index}].volumeMounts[{i}].mountPath", mp, "must be unique"))
         paths.add(mp)
     return causes
 
@@ -688,8 +697,8 @@ def _containers(path: str, containers: list[Any], volumes: set[str], seen: set[s
             causes += _ports(f"{path}[{i}].ports", lst(c.get("ports")))
         if c.get("env"):
             causes += _env(f"{path}[{i}].env", lst(c.get("env")))
-        if c.get("volumeMounts"):
-            causes += _volume_mounts(f"{path}[{i}].volumeMounts", lst(c.get("volumeMounts")), volumes)
+        if mounts := c.get("volumeMounts"):
+            causes += _volume_mounts(path, i, lst(mounts), volumes)
         pull = c.get("imagePullPolicy")
         if pull not in _PULL_POLICIES:
             causes.append(_not_one_of(f"{path}[{i}].imagePullPolicy", pull, _PULL_POLICIES))
@@ -768,11 +777,18 @@ def _volumes(path: str, volumes: list[Any]) -> tuple[list[Cause], set[str]]:
     causes: list[Cause] = []
     seen: set[str] = set()
     for i, v in enumerate(volumes):
-        v = d(v)
-        causes += unique_item_name(path, i, s(v.get("name")), seen, names.is_dns1123_label)
-        # The volume's own few keys, not a probe of every source; put in _VOLUME_SOURCES' order when it matters.
-        sources = [k for k in v if k in _VOLUME_SOURCE_ORDER and v[k] is not None]
-        if len(sources) != 1:
+        if not isinstance(v, dict):
+            v = {}
+        name = v.get("name")
+        causes += unique_item_name(path, i, name if isinstance(name, str) else "", seen, names.is_dns1123_label)
+        # The volume's own few keys, not a probe of every source; counted first (no list for the usual single
+        # source), listed in _VOLUME_SOURCES' order when there is not exactly one.
+        count = 0
+        for k, value in v.items():
+            if value is not None and k in _VOLUME_SOURCE_ORDER:
+                count += 1
+        if count != 1:
+            sources = [k for k in v if k in _VOLUME_SOURCE_ORDER and v[k] is not None]
             if not sources:
                 causes.append(field_required(f"{path}[{i}]", "must specify a volume type"))
             sources.sort(key=_VOLUME_SOURCE_ORDER.__getitem__)
@@ -790,26 +806,35 @@ def _not_one_of(path: str, value: Any, allowed: list[str], required_detail: str 
 
 
 def _tolerations(path: str, tolerations: list[Any]) -> list[Cause]:
+    """The tolerations of the pod spec at `path` (their paths are built only for a cause)."""
     causes: list[Cause] = []
     for i, t in enumerate(tolerations):
-        t = d(t)
-        key, op = s(t.get("key")), s(t.get("operator"))
+        if not isinstance(t, dict):
+            t = {}
+        # s() inlined (a non-string counts as empty): this runs for every admitted pod's two tolerations.
+        key, op, effect = t.get("key"), t.get("operator"), t.get("effect")
+        if not isinstance(key, str):
+            key = ""
+        if not isinstance(op, str):
+            op = ""
         if key:
-            if errs := names.is_qualified_name(key):
-                causes += [field_invalid(f"{path}[{i}].key", key, m) for m in errs]
+            if errs := names.qualified_name_errors(key):
+                causes += [field_invalid(f"{path}.tolerations[{i}].key", key, m) for m in errs]
         elif op != "Exists":
-            causes.append(field_invalid(f"{path}[{i}].operator", op, "operator must be Exists when `key` is empty, "
-                                        "which means \"match all values and all keys\""))
-        if op and op not in _TOLERATION_OPERATORS:
-            causes.append(field_not_supported(f"{path}[{i}].operator", op, _TOLERATION_OPERATORS))
-        if op == "Exists" and s(t.get("value")):
-            causes.append(field_invalid(f"{path}[{i}].operator", t.get("value"),
+            causes.append(field_invalid(f"{path}.tolerations[{i}].operator", op,
+                                        "operator must be Exists when `key` is empty, which means \"match all "
+                                        "values and all keys\""))
+        if op and op not in _TOLERATION_OPERATOR_SET:
+            causes.append(field_not_supported(f"{path}.tolerations[{i}].operator", op, _TOLERATION_OPERATORS))
+        if op == "Exists" and (value := t.get("value")) and isinstance(value, str):
+            causes.append(field_invalid(f"{path}.tolerations[{i}].operator", value,
                                         "value must be empty when `operator` is 'Exists'"))
-        effect = s(t.get("effect"))
-        if effect and effect not in _TAINT_EFFECTS:
-            causes.append(field_not_supported(f"{path}[{i}].effect", effect, _TAINT_EFFECTS))
+        if not isinstance(effect, str):
+            effect = ""
+        if effect and effect not in _TAINT_EFFECT_SET:
+            causes.append(field_not_supported(f"{path}.tolerations[{i}].effect", effect, _TAINT_EFFECTS))
         if t.get("tolerationSeconds") is not None and effect != "NoExecute":
-            causes.append(field_invalid(f"{path}[{i}].effect", effect,
+            causes.append(field_invalid(f"{path}.tolerations[{i}].effect", effect,
                                         "effect must be 'NoExecute' when `tolerationSeconds` is set"))
     return causes
 
@@ -850,8 +875,8 @@ def pod_spec(path: str, spec: dict[str, Any], opts: PodOptions = DEFAULT_POD_OPT
         causes += validate_labels(d(spec.get("nodeSelector")), f"{path}.nodeSelector")
     causes += _pod_security_context(path, spec)
     causes += _windows_host_process(path, spec, opts)
-    if spec.get("tolerations"):
-        causes += _tolerations(f"{path}.tolerations", lst(spec.get("tolerations")))
+    if tolerations := spec.get("tolerations"):
+        causes += _tolerations(path, lst(tolerations))
     if spec.get("os") is not None:
         causes += _os(path, spec)
     return causes

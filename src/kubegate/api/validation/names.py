@@ -73,6 +73,9 @@ def _blen(s: str) -> int:
 
 
 def is_dns1123_label(value: str) -> list[str]:
+    # A match means ASCII only, so len() is the byte length: a valid label costs one match.
+    if len(value) <= DNS1123_LABEL_MAX and _DNS1123_LABEL_RE.match(value):
+        return []
     errs: list[str] = []
     if _blen(value) > DNS1123_LABEL_MAX:
         errs.append(max_len_error(DNS1123_LABEL_MAX))
@@ -91,6 +94,9 @@ def _max_len(n: int, in_bytes: bool) -> str:
 def is_dns1123_subdomain(value: str, *, bytes_message: bool = False) -> list[str]:
     """validation.IsDNS1123Subdomain; the content package's copy (label-key prefixes) reports the
     length in bytes."""
+    # A match means ASCII only, so len() is the byte length: a valid subdomain costs one match.
+    if len(value) <= DNS1123_SUBDOMAIN_MAX and _DNS1123_SUBDOMAIN_RE.match(value):
+        return []
     errs: list[str] = []
     if _blen(value) > DNS1123_SUBDOMAIN_MAX:
         errs.append(_max_len(DNS1123_SUBDOMAIN_MAX, bytes_message))
@@ -103,11 +109,12 @@ def is_qualified_name(value: str, *, noun: str = "a valid label key", bytes_mess
     """content.IsLabelKey (the default), or apimachinery's IsQualifiedName (noun "a qualified
     name", lengths in characters, as label selectors report): an optional DNS-subdomain prefix,
     '/', and a 63-byte name."""
-    return list(_qualified_name_errors(value, noun, bytes_message))
+    return list(qualified_name_errors(value, noun, bytes_message))
 
 
 @functools.lru_cache(maxsize=4096)  # label and toleration keys repeat on every write
-def _qualified_name_errors(value: str, noun: str, bytes_message: bool) -> tuple[str, ...]:
+def qualified_name_errors(value: str, noun: str = "a valid label key", bytes_message: bool = True) -> tuple[str, ...]:
+    """is_qualified_name's cached, shared answer (a tuple: do not change it); hot paths test it for emptiness."""
     return tuple(_qualified_name_checks(value, noun, bytes_message))
 
 
