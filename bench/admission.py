@@ -25,12 +25,13 @@ sys.path.insert(0, str(ROOT))
 from bench import podsecurity  # noqa: E402
 from bench.common import (Load, Request, abba_rotating, latency_ms, row, server_cpu_seconds,  # noqa: E402
                           standalone, tls_context)
-from bench.run import DURATION, ROUNDS  # noqa: E402
+from bench.run import DURATION  # noqa: E402
 from kubegate.admission.chain import DEFAULT_ON  # noqa: E402
 from tests.e2e.cluster import Cluster  # noqa: E402
 
 NS = "psa-bench"
-COUPLES = 4
+COUPLES = 8
+PAIRS_PER_COUPLE = 4  # even, so that each couple's ABBA order is balanced
 _NAMES = itertools.count()
 # A pod that passes restricted:latest, so every CREATE is evaluated in full and admitted.
 POD: dict[str, Any] = {
@@ -71,7 +72,8 @@ def _load(c: Cluster) -> Load:
 def run(tmp: Path) -> list[str]:
     # Four servers started alike and measured in turn in one run came out up to 15% apart in CPU per
     # pod (also with address-space randomization off and one hash seed), so one server a side would
-    # leave the ratio to chance: each side runs COUPLES servers, in turn.
+    # leave the ratio to chance, and four a side still left couples 0.72-1.01 apart within a run:
+    # each side runs COUPLES servers, in turn.
     clusters: list[tuple[Cluster, Cluster]] = []
     try:
         for i in range(COUPLES):
@@ -105,7 +107,8 @@ def _measure(clusters: list[tuple[Cluster, Cluster]]) -> list[str]:
             a.warm()
             b.warm()
         _, _, ratio = abba_rotating([(timed(a, on_c), timed(b, off_c))
-                                     for (a, b), (on_c, off_c) in zip(loads, clusters)], ROUNDS * 8)
+                                     for (a, b), (on_c, off_c) in zip(loads, clusters)],
+                                     COUPLES * PAIRS_PER_COUPLE)
         on_all = [s for a, _ in loads for s in a.rps]
         off_all = [s for _, b in loads for s in b.rps]
         on = {"rps": statistics.median(on_all), **latency_ms([x for a, _ in loads for x in a.lat])}

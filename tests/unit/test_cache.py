@@ -123,6 +123,33 @@ def test_read_your_writes(tmp_path: Path) -> None:
     run(tmp_path, body)
 
 
+def test_decoded_objects_kept_only_while_recent_unless_read_again(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Objects read only around their write are let go after RECENT_DECODED newer decodings, so
+    the garbage collector does not scan every cached object forever; one read again after that is
+    kept for good."""
+    monkeypatch.setattr("kubegate.storage.cache.RECENT_DECODED", 3)
+
+    async def body(s: SQLiteStore) -> None:
+        for i in range(5):
+            await s.create(f"{P}ns/p{i}", str(i).encode())
+        dec = CountingDecoder()
+        cache = WatchCache(s, P, dec)
+        await cache.start()
+        entries = cache.list().entries
+        first = [e.object for e in entries]
+        assert dec.calls == 5
+        assert entries[3].object is first[3] and entries[4].object is first[4] and dec.calls == 5
+        again = entries[0].object  # let go after three newer decodings: decoded anew, equal
+        assert dec.calls == 6 and again == first[0] and again is not first[0]
+        for _ in range(10):
+            [e.object for e in entries[:2]]
+        assert entries[0].object is again and dec.calls == 7  # read again: kept since
+        await cache.stop()
+
+    run(tmp_path, body)
+
+
 def test_watch_fan_out_to_many_watchers(tmp_path: Path) -> None:
     async def body(s: SQLiteStore) -> None:
         await s.create(P + "ns/a", b"0")

@@ -37,7 +37,7 @@ def kept(data: bytes) -> bytes:
 
 
 class Decoded:
-    """One stored object version, decoded once and serialized at most once for all readers."""
+    """One decoding of a stored object version, serialized at most once for the readers sharing it."""
 
     __slots__ = ("obj", "_json")
 

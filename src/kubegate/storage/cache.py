@@ -32,16 +32,40 @@ log = logging.getLogger(__name__)
 Decode = Callable[[KV], Any]
 
 _UNSET = object()
+_DROPPED = object()  # decoded once, then let go
+RECENT_DECODED = 1024
+
+
+class _Decoder:
+    """Decodes entries and decides which decoded objects stay. Decoded objects are many small
+    containers that every garbage collection scans again for as long as they live; kept for every
+    cached object and every event in the window, they made collections slower (and memory larger)
+    the more the store held, though most are read only around their write, by the informers. So a
+    first decoding is kept only while among the cache's RECENT_DECODED most recent ones; an object
+    read again after it was let go is kept for as long as its entry lives, as before."""
+
+    __slots__ = ("decode", "_recent")
+
+    def __init__(self, decode: Decode) -> None:
+        self.decode = decode
+        self._recent: deque[Entry] = deque()
+
+    def keep_recent(self, entry: Entry) -> None:
+        recent = self._recent
+        if len(recent) >= RECENT_DECODED:
+            recent.popleft()._obj = _DROPPED
+        recent.append(entry)
 
 
 class Entry:
-    """One object version; decoded at most once, on first use, and shared by every reader."""
+    """One object version; decoded on first use and shared by its readers (see _Decoder for how
+    long)."""
 
-    __slots__ = ("kv", "_decode", "_obj")
+    __slots__ = ("kv", "_decoder", "_obj")
 
-    def __init__(self, kv: KV, decode: Decode) -> None:
+    def __init__(self, kv: KV, decoder: _Decoder) -> None:
         self.kv = kv
-        self._decode = decode
+        self._decoder = decoder
         self._obj: Any = _UNSET
 
     @property
@@ -54,9 +78,13 @@ class Entry:
 
     @property
     def object(self) -> Any:
-        if self._obj is _UNSET:
-            self._obj = self._decode(self.kv.recover() if isinstance(self.kv, CorruptKV) else self.kv)
-        return self._obj
+        obj = self._obj
+        if obj is _UNSET or obj is _DROPPED:
+            first = obj is _UNSET
+            obj = self._obj = self._decoder.decode(self.kv.recover() if isinstance(self.kv, CorruptKV) else self.kv)
+            if first:
+                self._decoder.keep_recent(self)
+        return obj
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +111,7 @@ class WatchCache:
     def __init__(self, store: Store, prefix: str, decode: Decode, *, window: int = 10_000, page: int = 10_000) -> None:
         self._store = store
         self._prefix = prefix
-        self._decode = decode
+        self._decoder = _Decoder(decode)
         self._window_size = window
         self._page = page
         self._entries: dict[str, Entry] = {}
@@ -146,7 +174,7 @@ class WatchCache:
         if self._stream is not None:
             self._stream.close()
         self._stream = stream
-        self._entries = {kv.key: Entry(kv, self._decode) for kv in kvs}
+        self._entries = {kv.key: Entry(kv, self._decoder) for kv in kvs}
         self._keys = [kv.key for kv in kvs]
         # watchers positioned in the old window can no longer be continued: they see CompactedError
         self._base_seq += len(self._window) + 1
@@ -184,7 +212,7 @@ class WatchCache:
         key = ev.kv.key
         prev = self._entries.get(key)
         if ev.type == "PUT":
-            entry = Entry(ev.kv, self._decode)
+            entry = Entry(ev.kv, self._decoder)
             if prev is None:
                 bisect.insort(self._keys, key)
                 if len(self._keys) == 1:
@@ -200,7 +228,7 @@ class WatchCache:
                     self._emptiness_changed()
             if last is not None:
                 gone = replace(last, mod_revision=ev.revision)  # keeps a CorruptKV corrupt
-                self._record(CacheEvent("DELETED", Entry(gone, self._decode), prev))
+                self._record(CacheEvent("DELETED", Entry(gone, self._decoder), prev))
         self._advance(ev.revision)
 
     def _record(self, ev: CacheEvent) -> None:
