@@ -31,7 +31,7 @@ from tests.e2e.cluster import Cluster  # noqa: E402
 
 NS = "psa-bench"
 COUPLES = 8
-PAIRS_PER_COUPLE = 4  # even, so that each couple's ABBA order is balanced
+PAIRS_PER_COUPLE = 6  # even, so that each couple's ABBA order is balanced
 _NAMES = itertools.count()
 # A pod that passes restricted:latest, so every CREATE is evaluated in full and admitted.
 POD: dict[str, Any] = {
