@@ -90,11 +90,8 @@ def _container(c: dict[str, Any], host_network: bool) -> None:
 
 
 def _downward_items(dapi: dict[str, Any]) -> None:
-    items = dapi.get("items")
-    if isinstance(items, list):
-        for item in items:
-            if isinstance(item, dict):
-                _field_ref(item.get("fieldRef"))
+    for item in _items(dapi.get("items")):
+        _field_ref(item.get("fieldRef"))
 
 
 def _volume(v: dict[str, Any]) -> None:
@@ -105,16 +102,13 @@ def _volume(v: dict[str, Any]) -> None:
         if key in _MODE_DEFAULTED_SOURCES:
             src.setdefault("defaultMode", _DEFAULT_MODE)
             if key == "projected":
-                sources = src.get("sources")
-                if isinstance(sources, list):
-                    for source in sources:
-                        if isinstance(source, dict):
-                            tok = source.get("serviceAccountToken")
-                            if isinstance(tok, dict):
-                                tok.setdefault("expirationSeconds", 3600)
-                            dsrc = source.get("downwardAPI")
-                            if isinstance(dsrc, dict):
-                                _downward_items(dsrc)
+                for source in _items(src.get("sources")):
+                    tok = source.get("serviceAccountToken")
+                    if isinstance(tok, dict):
+                        tok.setdefault("expirationSeconds", 3600)
+                    dsrc = source.get("downwardAPI")
+                    if isinstance(dsrc, dict):
+                        _downward_items(dsrc)
             elif key == "downwardAPI":
                 _downward_items(src)
         elif key == "hostPath":
@@ -134,11 +128,8 @@ def pod_spec(spec: dict[str, Any]) -> None:
     for key in ("initContainers", "containers"):
         for c in _items(spec.get(key)):
             _container(c, host_network)
-    volumes = spec.get("volumes")
-    if isinstance(volumes, list):
-        for v in volumes:
-            if isinstance(v, dict):
-                _volume(v)
+    for v in _items(spec.get("volumes")):
+        _volume(v)
 
 
 def _pod_template(spec: dict[str, Any]) -> None:
