@@ -454,7 +454,7 @@ def _capabilities_restricted(skip_windows: bool) -> CheckFn:
     return check
 
 
-_ALLOWED_VOLUME_SOURCES = frozenset({"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "image",
+ALLOWED_VOLUME_SOURCES = frozenset({"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "image",
                                      "persistentVolumeClaim", "projected", "secret"})
 _RESTRICTED_VOLUME_SOURCES = ("hostPath", "gcePersistentDisk", "awsElasticBlockStore", "gitRepo", "nfs", "iscsi",
                               "glusterfs", "rbd", "flexVolume", "cinder", "cephfs", "flocker", "fc", "azureFile",
@@ -468,7 +468,7 @@ def _restricted_volume(v: Obj) -> bool:
     sourced = False
     for k, val in v.items():
         if val is not None and k != "name":
-            if k in _ALLOWED_VOLUME_SOURCES:
+            if k in ALLOWED_VOLUME_SOURCES:
                 return False
             sourced = True
     return sourced

@@ -7,6 +7,7 @@ from typing import Any
 
 from kubegate.podsecurity.api import LATEST, NEWEST_MINOR, PRIVILEGED, RESTRICTED, LevelVersion
 from kubegate.podsecurity.checks import CHECKS, Check, CheckFn, Revision, pod_containers
+from kubegate.podsecurity.screen import plainly_allowed
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,8 @@ ALLOWED = Aggregate(())  # immutable, so every allowed pod shares it
 
 def evaluate_pod(lv: LevelVersion, metadata: dict[str, Any] | None, spec: dict[str, Any] | None) -> Aggregate:
     """EvaluatePod + AggregateCheckResults: the failures of every check of the level at the version,
-    in upstream's order. Versions newer than the newest known (and latest) evaluate as the newest."""
+    in upstream's order. Versions newer than the newest known (and latest) evaluate as the newest.
+    Pods of the plain shape that every check allows (screen.py) skip the checks."""
     level, minor = lv.level, lv.minor
     if level == PRIVILEGED:
         return ALLOWED
@@ -69,6 +71,8 @@ def evaluate_pod(lv: LevelVersion, metadata: dict[str, Any] | None, spec: dict[s
         minor = NEWEST_MINOR
     meta, pod_spec = metadata or {}, spec or {}
     containers = pod_containers(pod_spec)
+    if plainly_allowed(meta, pod_spec, containers):
+        return ALLOWED
     out: list[Violation] = []
     for check in _TABLE[(level, minor)]:
         r = check(meta, pod_spec, containers)
