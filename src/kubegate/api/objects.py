@@ -9,9 +9,11 @@ from typing import Any
 # Upstream's utilrand alphabet: no vowels (no words), no confusable characters.
 _ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"
 _RANDOM = random.Random()  # seeded from os.urandom
-# Bytes 0-242 map evenly onto the 27 characters (243 = 9 * 27); a draw with a byte above is redrawn.
-_UNIFORM_BYTES = 243
+# Bytes 0-242 map evenly onto the 27 characters (243 = 9 * 27); the bytes above are not used.
 _BYTE_TO_ALPHANUM = bytes(ord(_ALPHANUMS[i % len(_ALPHANUMS)]) for i in range(256))
+_NON_UNIFORM_BYTES = bytes(range(243, 256))
+_SUFFIX_BATCH = 256
+_SUFFIXES: list[str] = []
 
 
 _RFC3339 = "%Y-%m-%dT%H:%M:%SZ"
@@ -35,13 +37,19 @@ def new_uid() -> str:
     return str(uuid.uuid4())
 
 
-def random_suffix(n: int = 5) -> str:
+def random_suffix() -> str:
     # Upstream's utilrand draws from math/rand: names need to be distinct, not unguessable (a
-    # collision is retried), and a pod create makes two of them.
-    while True:
-        draw = _RANDOM.randbytes(n)
-        if max(draw) < _UNIFORM_BYTES:
-            return draw.translate(_BYTE_TO_ALPHANUM).decode()
+    # collision is retried). Drawn in batches: a pod create makes one or two, and one draw per name
+    # cost more than the rest of naming.
+    if not _SUFFIXES:
+        _refill_suffixes()
+    return _SUFFIXES.pop()
+
+
+def _refill_suffixes() -> None:
+    # Bytes above 242 are dropped one by one, which keeps every character uniform and independent.
+    chars = _RANDOM.randbytes(_SUFFIX_BATCH * 5).translate(_BYTE_TO_ALPHANUM, _NON_UNIFORM_BYTES).decode()
+    _SUFFIXES.extend(chars[i:i + 5] for i in range(0, len(chars) - 4, 5))
 
 
 def generate_name(base: str) -> str:
