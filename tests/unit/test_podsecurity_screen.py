@@ -152,6 +152,7 @@ def test_every_change_it_accepts_passes_every_check(monkeypatch: pytest.MonkeyPa
 
 
 def test_accepts_the_plain_pod_and_the_bench_pod_as_admitted() -> None:
+    # The admission bench's pod, with the ServiceAccount plugin's volume, is the shape this exists for.
     assert _screened(PLAIN)
     assert evaluate_pod(LevelVersion(RESTRICTED, NEWEST_MINOR), PLAIN["metadata"], PLAIN["spec"]).allowed
     from bench.admission import POD

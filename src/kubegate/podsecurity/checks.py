@@ -455,7 +455,7 @@ def _capabilities_restricted(skip_windows: bool) -> CheckFn:
 
 
 ALLOWED_VOLUME_SOURCES = frozenset({"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "image",
-                                     "persistentVolumeClaim", "projected", "secret"})
+                                    "persistentVolumeClaim", "projected", "secret"})
 _RESTRICTED_VOLUME_SOURCES = ("hostPath", "gcePersistentDisk", "awsElasticBlockStore", "gitRepo", "nfs", "iscsi",
                               "glusterfs", "rbd", "flexVolume", "cinder", "cephfs", "flocker", "fc", "azureFile",
                               "vsphereVolume", "quobyte", "azureDisk", "photonPersistentDisk", "portworxVolume",

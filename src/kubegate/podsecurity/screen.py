@@ -69,7 +69,7 @@ def _hosts_ok(c: Obj) -> bool:
 
 def plainly_allowed(meta: Obj, spec: Obj, containers: Containers) -> bool:
     """True only for pods of the plain shape, which every check of every level and version allows;
-    False says nothing (the checks decide). One function with few calls: it runs cold, per request."""
+    False says nothing (the checks decide). Kept to few calls: it runs cold, once per pod write."""
     annotations = meta.get("annotations")
     if annotations and any("apparmor" in k or "seccomp" in k for k in annotations):
         return False
