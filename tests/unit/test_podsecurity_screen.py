@@ -34,8 +34,13 @@ PLAIN: dict[str, Any] = {
 
 
 def _screened(pod: dict[str, Any]) -> bool:
+    """Whether the shortcut accepts the pod. A value of the wrong type (which validation refuses before
+    admission, and on which the checks fail too) counts as not accepted."""
     spec = pod.get("spec") or {}
-    return plainly_allowed(pod.get("metadata") or {}, spec, pod_containers(spec))
+    try:
+        return plainly_allowed(pod.get("metadata") or {}, spec, pod_containers(spec))
+    except (AttributeError, TypeError):
+        return False
 
 
 def _check_by_check(pod: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> list[str]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubegate.podsecurity.checks import ALLOWED_VOLUME_SOURCES, Containers
+from kubegate.podsecurity.checks import ALLOWED_VOLUME_SOURCES, Containers, host_ports, host_probes_and_host_lifecycle
 
 Obj = dict[str, Any]
 
@@ -43,28 +43,6 @@ def _user_ok(sc: Obj) -> bool:
     """runAsUser unset or a non-zero number (False would compare equal to 0)."""
     user = sc.get("runAsUser")
     return user is None or (type(user) is int and user != 0)
-
-
-def _hostless(handler: Any) -> bool:
-    """A probe or lifecycle handler that names no host (or none at all)."""
-    if not handler:
-        return True
-    if not isinstance(handler, dict):
-        return False
-    for action in (handler.get("httpGet"), handler.get("tcpSocket")):
-        if action is not None and (not isinstance(action, dict) or action.get("host")):
-            return False
-    return True
-
-
-def _hosts_ok(c: Obj) -> bool:
-    if not (_hostless(c.get("livenessProbe")) and _hostless(c.get("readinessProbe"))
-            and _hostless(c.get("startupProbe"))):
-        return False
-    lifecycle = c.get("lifecycle")
-    if not lifecycle:
-        return True
-    return isinstance(lifecycle, dict) and _hostless(lifecycle.get("postStart")) and _hostless(lifecycle.get("preStop"))
 
 
 def plainly_allowed(meta: Obj, spec: Obj, containers: Containers) -> bool:
@@ -104,13 +82,5 @@ def plainly_allowed(meta: Obj, spec: Obj, containers: Containers) -> bool:
         profile = sc.get("seccompProfile")
         if profile is not None and (not isinstance(profile, dict) or profile.get("type") not in _SECCOMP_TYPES):
             return False
-        ports = c.get("ports")
-        if ports:
-            if not isinstance(ports, list):
-                return False
-            for p in ports:
-                if not isinstance(p, dict) or p.get("hostPort"):
-                    return False
-        if not _hosts_ok(c):
-            return False
-    return True
+    # Host ports and probe hosts: the checks themselves, once for all containers.
+    return host_ports(meta, spec, containers) is None and host_probes_and_host_lifecycle(meta, spec, containers) is None
